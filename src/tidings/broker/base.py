@@ -1,0 +1,61 @@
+"""What the app and the push servers need from a broker, and nothing more.
+
+Two halves: the app publishes pokes and records each project's current version
+(``Publisher``); push servers subscribe to project channels and read those
+versions back (``Subscriber``). The in-process broker implements both in one
+object for ``tidings demo``; Redis implements them over PUB/SUB and plain keys.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+
+#: Called with (channel, payload) for every message on a subscribed channel.
+MessageHandler = Callable[[str, bytes], None]
+
+#: Called with True when the subscription link (re)connects, False when it drops.
+LinkHandler = Callable[[bool], None]
+
+
+class Publisher(ABC):
+    @abstractmethod
+    async def publish(self, channel: str, data: bytes) -> None:
+        """Send one message; raise on failure (callers count and log, never retry inline)."""
+
+    @abstractmethod
+    async def set_version(self, project_id: int, version: int) -> None:
+        """Record the project's current version; a lower version never overwrites a higher one."""
+
+    @abstractmethod
+    async def get_versions(self, project_ids: Iterable[int]) -> dict[int, int]:
+        """Current versions known to the broker; unknown projects are left out."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class Subscriber(ABC):
+    """A push server's link to the broker. ``subscribe``/``unsubscribe`` are
+    idempotent and may be called while the link is down: the set of channels is
+    the desired state, replayed on every reconnect.
+    """
+
+    @abstractmethod
+    def start(self, on_message: MessageHandler, on_link: LinkHandler) -> None: ...
+
+    @abstractmethod
+    def subscribe(self, channel: str) -> None: ...
+
+    @abstractmethod
+    def unsubscribe(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def get_versions(self, project_ids: Iterable[int]) -> dict[int, int]: ...
+
+    @abstractmethod
+    async def publish(self, channel: str, data: bytes) -> None:
+        """Used for the link heartbeat on the control channel."""
+
+    @abstractmethod
+    async def close(self) -> None: ...

@@ -1,0 +1,102 @@
+"""One error hierarchy, mapped to HTTP statuses and WebSocket close codes here only.
+
+Every error body on the wire is ``{"error": code, "detail": text, ...extra}``.
+WebSocket close codes 4000-4999 are application codes (RFC 6455 7.4.2); each
+one a client may see is listed in docs/PROTOCOL.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CloseCode:
+    """WebSocket / Socket.IO disconnect codes sent by push servers."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # draining: reconnect after the advertised delay
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    POLICY = 1008
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    TRY_AGAIN_LATER = 1013  # full: reconnect later, poll meanwhile
+    BAD_REQUEST = 4400
+    UNAUTHORIZED = 4401  # token missing, invalid or expired: fetch a new one
+    FORBIDDEN = 4403  # project not in token, origin refused
+    SLOW_CONSUMER = 4408  # send buffer stayed full past the limit
+    RATE_LIMITED = 4429
+
+
+class TidingsError(Exception):
+    """Base of every error that reaches a client."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    close_code: ClassVar[int] = CloseCode.BAD_REQUEST
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "detail": self.detail, **self.extra}
+
+
+class BadRequest(TidingsError):
+    pass
+
+
+class BadMessage(TidingsError):
+    """A broker or push message that does not follow docs/PROTOCOL.md."""
+
+    code = "bad_message"
+    close_code = CloseCode.UNSUPPORTED_DATA
+
+
+class Unauthorized(TidingsError):
+    status = 401
+    code = "unauthorized"
+    close_code = CloseCode.UNAUTHORIZED
+
+
+class BadToken(Unauthorized):
+    code = "bad_token"
+
+
+class Forbidden(TidingsError):
+    status = 403
+    code = "forbidden"
+    close_code = CloseCode.FORBIDDEN
+
+
+class NotFound(TidingsError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(TidingsError):
+    """``expected_version`` was stale; the body carries ``version`` (the current one)."""
+
+    status = 409
+    code = "version_conflict"
+
+
+class Invalid(TidingsError):
+    """A well-formed request that the domain refuses (an unknown story, a bad move)."""
+
+    status = 422
+    code = "invalid"
+
+
+class TooLarge(TidingsError):
+    status = 413
+    code = "too_large"
+    close_code = CloseCode.TOO_BIG
+
+
+class RateLimited(TidingsError):
+    status = 429
+    code = "rate_limited"
+    close_code = CloseCode.RATE_LIMITED

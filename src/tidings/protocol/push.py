@@ -1,0 +1,106 @@
+"""Messages between a push server and its clients (WebSocket text frames, SSE events,
+Socket.IO events): the same JSON objects on every transport.
+
+Client -> server: ``subscribe`` (token and the versions the client holds) and
+``refresh`` (a new token, same subscription). Server -> client: ``subscribed``,
+``poke``, ``heartbeat``, ``drain``, ``token_expiring``, ``error``.
+See docs/PROTOCOL.md for the fields and the close codes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from tidings.protocol.errors import BadMessage
+
+#: Largest frame/event a client may send; bigger ones close the connection (1009).
+MAX_CLIENT_MESSAGE_BYTES = 16 * 1024
+
+#: Default seconds between heartbeats; a client that misses two treats push as down.
+HEARTBEAT_INTERVAL = 25.0
+
+
+class ServerState(StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"  # broker link deaf or down: poll at the short interval
+    DRAINING = "draining"  # going away: poll at the short interval, reconnect later
+
+
+class ClientType(StrEnum):
+    SUBSCRIBE = "subscribe"
+    REFRESH = "refresh"
+
+
+class ServerType(StrEnum):
+    SUBSCRIBED = "subscribed"
+    POKE = "poke"
+    HEARTBEAT = "heartbeat"
+    DRAIN = "drain"
+    TOKEN_EXPIRING = "token_expiring"
+    ERROR = "error"
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    return orjson.dumps(body)
+
+
+def subscribed(projects: dict[int, int], state: ServerState, heartbeat: float) -> bytes:
+    return _dumps(
+        {
+            "type": ServerType.SUBSCRIBED,
+            "projects": {str(p): v for p, v in projects.items()},
+            "state": state,
+            "heartbeat": heartbeat,
+        }
+    )
+
+
+def heartbeat(state: ServerState) -> bytes:
+    return _dumps({"type": ServerType.HEARTBEAT, "state": state})
+
+
+def drain(reconnect_after: float) -> bytes:
+    return _dumps({"type": ServerType.DRAIN, "reconnect_after": round(reconnect_after, 3)})
+
+
+def token_expiring(expires_at: float) -> bytes:
+    return _dumps({"type": ServerType.TOKEN_EXPIRING, "expires_at": expires_at})
+
+
+def error(code: str, detail: str) -> bytes:
+    return _dumps({"type": ServerType.ERROR, "error": code, "detail": detail})
+
+
+def parse_client_message(data: bytes | str) -> tuple[ClientType, str, dict[int, int]]:
+    """Return (type, token, {project: version held}); raise BadMessage otherwise.
+
+    ``{"type": "subscribe", "token": "...", "projects": {"42": 17}}``; ``refresh``
+    has the same shape and replaces the token (and may add projects).
+    """
+    if len(data) > MAX_CLIENT_MESSAGE_BYTES:
+        raise BadMessage("message too large")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BadMessage("message is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadMessage("message must be a JSON object")
+    try:
+        kind = ClientType(body.get("type"))
+    except ValueError:
+        raise BadMessage("'type' must be 'subscribe' or 'refresh'") from None
+    token = body.get("token")
+    if not isinstance(token, str) or not token:
+        raise BadMessage("'token' must be a string")
+    raw = body.get("projects", {})
+    if not isinstance(raw, dict):
+        raise BadMessage("'projects' must map project ids to versions")
+    projects: dict[int, int] = {}
+    for key, version in raw.items():
+        if not key.isdigit() or type(version) is not int or version < 0:
+            raise BadMessage("'projects' must map project ids to non-negative versions")
+        projects[int(key)] = version
+    return kind, token, projects

@@ -1,0 +1,142 @@
+"""Users, browser sessions and API tokens. Secrets are stored only as SHA-256
+digests (they are random 256-bit values, so a fast hash is enough); passwords
+with argon2id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from tidings.protocol.errors import Invalid
+from tidings.store import schema as t
+from tidings.store.engine import Engines
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    name: str
+    is_admin: bool
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+class Accounts:
+    def __init__(
+        self,
+        engines: Engines,
+        *,
+        clock: Callable[[], float] = time.time,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
+        self._engines = engines
+        self._clock = clock
+        self._hasher = hasher or PasswordHasher()
+        # Verifying against this keeps unknown-email sign-ins as slow as wrong passwords.
+        self._dummy_hash = self._hasher.hash(secrets.token_hex(8))
+
+    async def create_user(
+        self, email: str, name: str, password: str, *, is_admin: bool = False
+    ) -> User:
+        email = email.strip().lower()
+        if len(password) < 8:
+            raise Invalid("password must be at least 8 characters", field="password")
+        try:
+            async with self._engines.writer.begin() as conn:
+                user_id = (
+                    await conn.execute(
+                        insert(t.users)
+                        .values(
+                            email=email,
+                            name=name,
+                            password_hash=self._hasher.hash(password),
+                            is_admin=is_admin,
+                            created_at=self._clock(),
+                        )
+                        .returning(t.users.c.id)
+                    )
+                ).scalar_one()
+        except IntegrityError:
+            raise Invalid("a user with that email exists", field="email") from None
+        return User(int(user_id), email, name, is_admin)
+
+    async def by_email(self, email: str) -> User | None:
+        async with self._engines.reader.connect() as conn:
+            row = (
+                await conn.execute(select(t.users).where(t.users.c.email == email.strip().lower()))
+            ).first()
+        return None if row is None else User(int(row.id), row.email, row.name, bool(row.is_admin))
+
+    async def by_id(self, user_id: int) -> User | None:
+        async with self._engines.reader.connect() as conn:
+            row = (await conn.execute(select(t.users).where(t.users.c.id == user_id))).first()
+        return None if row is None else User(int(row.id), row.email, row.name, bool(row.is_admin))
+
+    async def check_password(self, email: str, password: str) -> User | None:
+        async with self._engines.reader.connect() as conn:
+            row = (
+                await conn.execute(select(t.users).where(t.users.c.email == email.strip().lower()))
+            ).first()
+        try:
+            self._hasher.verify(row.password_hash if row else self._dummy_hash, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if row is None:
+            return None
+        return User(int(row.id), row.email, row.name, bool(row.is_admin))
+
+    async def issue(self, user_id: int, kind: str, *, ttl: float | None, name: str = "") -> str:
+        """Create a session (``kind="session"``) or API token (``"api"``); return its secret."""
+        secret = secrets.token_urlsafe(32)
+        now = self._clock()
+        async with self._engines.writer.begin() as conn:
+            await conn.execute(
+                insert(t.credentials).values(
+                    secret_hash=_digest(secret),
+                    user_id=user_id,
+                    kind=kind,
+                    name=name,
+                    created_at=now,
+                    expires_at=None if ttl is None else now + ttl,
+                )
+            )
+        return secret
+
+    async def resolve(self, secret: str, kind: str) -> User | None:
+        now = self._clock()
+        async with self._engines.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.users)
+                    .join(t.credentials, t.credentials.c.user_id == t.users.c.id)
+                    .where(
+                        and_(
+                            t.credentials.c.secret_hash == _digest(secret),
+                            t.credentials.c.kind == kind,
+                            or_(
+                                t.credentials.c.expires_at.is_(None),
+                                t.credentials.c.expires_at > now,
+                            ),
+                        )
+                    )
+                )
+            ).first()
+        return None if row is None else User(int(row.id), row.email, row.name, bool(row.is_admin))
+
+    async def revoke(self, secret: str) -> None:
+        async with self._engines.writer.begin() as conn:
+            await conn.execute(
+                delete(t.credentials).where(t.credentials.c.secret_hash == _digest(secret))
+            )
