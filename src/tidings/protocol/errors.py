@@ -17,6 +17,7 @@ class CloseCode:
     GOING_AWAY = 1001  # draining: reconnect after the advertised delay
     PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
+    INVALID_PAYLOAD = 1007  # a text frame that is not UTF-8 (RFC 6455 8.1)
     POLICY = 1008
     TOO_BIG = 1009
     INTERNAL = 1011
@@ -100,3 +101,11 @@ class RateLimited(TidingsError):
     status = 429
     code = "rate_limited"
     close_code = CloseCode.RATE_LIMITED
+
+
+class Unavailable(TidingsError):
+    """The push server is full or draining: reconnect later (to another server), poll meanwhile."""
+
+    status = 503
+    code = "unavailable"
+    close_code = CloseCode.TRY_AGAIN_LATER

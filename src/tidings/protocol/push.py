@@ -3,7 +3,7 @@ Socket.IO events): the same JSON objects on every transport.
 
 Client -> server: ``subscribe`` (token and the versions the client holds) and
 ``refresh`` (a new token, same subscription). Server -> client: ``subscribed``,
-``poke``, ``heartbeat``, ``drain``, ``token_expiring``, ``error``.
+``poke``, ``heartbeat``, ``drain``, ``token_expiring``, ``error``, ``close``.
 See docs/PROTOCOL.md for the fields and the close codes.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from tidings.protocol.errors import BadMessage
+from tidings.protocol.poke import Poke
 
 #: Largest frame/event a client may send; bigger ones close the connection (1009).
 MAX_CLIENT_MESSAGE_BYTES = 16 * 1024
@@ -41,6 +42,7 @@ class ServerType(StrEnum):
     DRAIN = "drain"
     TOKEN_EXPIRING = "token_expiring"
     ERROR = "error"
+    CLOSE = "close"  # the close code and reason, for transports that have none (SSE)
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
@@ -68,6 +70,16 @@ def drain(reconnect_after: float) -> bytes:
 
 def token_expiring(expires_at: float) -> bytes:
     return _dumps({"type": ServerType.TOKEN_EXPIRING, "expires_at": expires_at})
+
+
+def poke(message: Poke) -> bytes:
+    """The broker's poke as clients see it: the same object (``events`` only in full-push mode)."""
+    return _dumps(message.to_json())
+
+
+def close(code: int, reason: str) -> bytes:
+    """Sent just before a server-side close on transports without close codes (SSE)."""
+    return _dumps({"type": ServerType.CLOSE, "code": code, "reason": reason})
 
 
 def error(code: str, detail: str) -> bytes:

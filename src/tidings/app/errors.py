@@ -1,0 +1,119 @@
+"""Every error becomes a JSON body ``{"error", "detail", ...}`` with the right status.
+
+Query-string problems are 400 (the client built a bad URL); body problems are
+422 naming each field; malformed JSON is 400; anything unexpected is a 500
+with no internals in the body (and a log line with them).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidings.app.routes.responses import JSON
+from tidings.protocol.errors import TidingsError, TooLarge
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc[1:]) or str(loc[0])
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(TidingsError)
+    async def domain_error(_request: Request, exc: TidingsError) -> Response:
+        headers = {}
+        if "retry_after" in exc.extra:
+            headers["Retry-After"] = str(exc.extra["retry_after"])
+        return JSON(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        problems = exc.errors()
+        fields = [{"loc": _field(p["loc"]), "msg": str(p["msg"])} for p in problems]
+        if any(p["type"] == "json_invalid" for p in problems):
+            return JSON({"error": "bad_request", "detail": "body is not valid JSON"}, 400)
+        if problems and all(p["loc"][0] in ("query", "path", "header") for p in problems):
+            detail = "; ".join(f"{f['loc']}: {f['msg']}" for f in fields)
+            return JSON({"error": "bad_request", "detail": detail, "fields": fields}, 400)
+        detail = "; ".join(f"{f['loc']}: {f['msg']}" for f in fields) or "invalid body"
+        return JSON({"error": "validation", "detail": detail, "fields": fields}, 422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> Response:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        return JSON(
+            {"error": code, "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSON({"error": "internal", "detail": "internal error"}, 500)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.limit:
+                    await self._refuse(send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _Oversize
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _Oversize:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        error = TooLarge(f"request body over {self.limit} bytes")
+        response = JSON(error.body(), status_code=error.status)
+        await response({"type": "http"}, _no_receive, send)
+
+
+class _Oversize(Exception):
+    pass
+
+
+async def _no_receive() -> Message:  # pragma: no cover - responses never read
+    return {"type": "http.disconnect"}

@@ -1,0 +1,100 @@
+"""Building the app: services from settings, routes, error handling, lifespan.
+
+``create_app`` takes its collaborators explicitly (a broker may be passed in so
+``tidings demo`` can share one in-process broker with its push server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from tidings import __version__
+from tidings.app import errors
+from tidings.app.auth import Authenticator
+from tidings.app.metrics import Metrics
+from tidings.app.polling import Poller
+from tidings.app.publisher import PokePublisher
+from tidings.app.ratelimit import LoginLimiter
+from tidings.app.routes import admin, ops, poll, projects, push, session
+from tidings.app.services import Services
+from tidings.app.settings import AppSettings
+from tidings.app.versions import MembershipCache, VersionCache
+from tidings.broker.base import Publisher
+from tidings.broker.memory import MemoryBroker
+from tidings.broker.redis_publisher import RedisPublisher
+from tidings.store import migrate
+from tidings.store.accounts import Accounts
+from tidings.store.engine import create_engines
+from tidings.store.events import EventStore
+from tidings.store.flags import FlagCache, FlagStore
+
+STATIC = Path(__file__).with_name("static")
+
+
+def build_services(settings: AppSettings, broker: Publisher | None = None) -> Services:
+    engines = create_engines(settings.database_url)
+    store = EventStore(engines)
+    accounts = Accounts(engines)
+    metrics = Metrics()
+    if broker is None:
+        broker = (
+            RedisPublisher.from_url(settings.redis_url, sharded=settings.redis_sharded)
+            if settings.redis_url
+            else MemoryBroker()
+        )
+    versions = VersionCache(store, broker, metrics, shared=settings.redis_url is not None)
+    flags = FlagStore(engines)
+    services = Services(
+        settings=settings,
+        engines=engines,
+        store=store,
+        accounts=accounts,
+        auth=Authenticator(accounts, ttl=settings.auth_cache_ttl),
+        flags=flags,
+        flag_cache=FlagCache(flags, ttl=settings.flag_cache_ttl),
+        versions=versions,
+        members=MembershipCache(store, metrics),
+        broker=broker,
+        pokes=PokePublisher(broker, versions, metrics, full_push=settings.full_push),
+        metrics=metrics,
+        login_limiter=LoginLimiter(),
+    )
+    services.poller = Poller(services)
+    return services
+
+
+def create_app(settings: AppSettings, *, services: Services | None = None) -> FastAPI:
+    services = services or build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate:
+            await migrate.upgrade(services.engines)
+        services.pokes.start()
+        try:
+            yield
+        finally:
+            await services.pokes.close()
+            await services.broker.close()
+            await services.engines.dispose()
+
+    app = FastAPI(
+        title="tidings app",
+        version=__version__,
+        summary="An event-sourced project tracker with a polling API and push tokens.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    for router in (session.router, projects.router, poll.router, push.router, admin.router):
+        app.include_router(router)
+    app.include_router(ops.router)
+    if STATIC.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
+    app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,63 @@
+"""The app's Prometheus metrics, on a registry of its own (one per app instance,
+so tests and the demo can run several apps in one process).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.polls = Counter(
+            "tidings_polls_total",
+            "Poll answers by outcome: up_to_date (no store read), not_modified (304), "
+            "events, reload",
+            ["outcome"],
+            registry=r,
+        )
+        self.store_reads = Counter(
+            "tidings_store_reads_total",
+            "Database reads made by the poll path, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.commands = Counter(
+            "tidings_commands_total", "Commands by outcome", ["outcome"], registry=r
+        )
+        self.published = Counter(
+            "tidings_pokes_published_total", "Pokes published after commit", registry=r
+        )
+        self.publish_failures = Counter(
+            "tidings_publish_failures_total",
+            "Pokes that could not be published (clients catch up by polling)",
+            registry=r,
+        )
+        self.publish_dropped = Counter(
+            "tidings_publish_dropped_total",
+            "Pokes dropped because the publish queue was full",
+            registry=r,
+        )
+        self.broker_errors = Counter(
+            "tidings_broker_errors_total", "Broker errors on the app side", ["op"], registry=r
+        )
+        self.staleness = Histogram(
+            "tidings_client_staleness_seconds",
+            "Commit-to-applied delay reported by clients",
+            ["via"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.missed_pokes = Counter(
+            "tidings_client_missed_pokes_total",
+            "Polls that found a version no poke announced while push was healthy",
+            registry=r,
+        )
+        self.client_polls = Counter(
+            "tidings_client_polls_total", "Polls reported by clients' telemetry", registry=r
+        )
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,130 @@
+"""The poll path: "events since V" for one or many projects.
+
+The up-to-date answer (the common case) is built from the version cache and
+the membership cache only: no database read. Reads that do reach the events
+table go through a single-flight keyed by (project, since, limit), so a herd
+of clients poked at once costs one read per distinct ``since``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tidings.app.singleflight import SingleFlight
+from tidings.protocol.advice import Advice
+from tidings.protocol.errors import BadRequest, NotFound
+from tidings.store.accounts import User
+from tidings.store.events import EventPage
+
+if TYPE_CHECKING:
+    from tidings.app.services import Services
+
+#: Projects one multi-poll may name.
+MAX_POLL_PROJECTS = 50
+
+RELOAD_AHEAD = "ahead"
+RELOAD_PRUNED = "pruned"
+
+
+@dataclass(frozen=True, slots=True)
+class PollAnswer:
+    version: int
+    body: dict[str, Any]
+
+
+def parse_targets(values: list[str]) -> dict[int, int]:
+    """``["7:42", "9:13"]`` -> ``{7: 42, 9: 13}``; 400 on anything else."""
+    if not values:
+        raise BadRequest("name at least one project as p=<project>:<since>", field="p")
+    if len(values) > MAX_POLL_PROJECTS:
+        raise BadRequest(f"at most {MAX_POLL_PROJECTS} projects per poll", field="p")
+    targets: dict[int, int] = {}
+    for value in values:
+        project, sep, since = value.partition(":")
+        if not (sep and project.isdigit() and since.isdigit()) or len(value) > 40:
+            raise BadRequest(f"p={value!r} is not <project>:<since>", field="p")
+        targets[int(project)] = int(since)
+    return targets
+
+
+class Poller:
+    def __init__(self, services: Services) -> None:
+        self._s = services
+        self._reads: SingleFlight[EventPage | None] = SingleFlight()
+
+    async def _read(self, project_id: int, since: int, limit: int) -> EventPage | None:
+        async def load() -> EventPage | None:
+            self._s.metrics.store_reads.labels("events").inc()
+            return await self._s.store.events_since(project_id, since, limit)
+
+        return await self._reads.run((project_id, since, limit), load)
+
+    async def version_for(self, user: User, project_id: int, version: int | None) -> int:
+        """The project's version if ``user`` may read it; NotFound otherwise."""
+        if version is None:
+            raise NotFound("project not found")
+        role = await self._s.members.role(user.id, project_id, version)
+        if role is None:
+            raise NotFound("project not found")
+        return version
+
+    async def answer(
+        self, user: User, project_id: int, since: int, limit: int, version: int, advice: Advice
+    ) -> PollAnswer:
+        body: dict[str, Any] = {
+            "project": project_id,
+            "version": version,
+            "since": since,
+            "events": [],
+            "has_more": False,
+            "reload": None,
+            "advice": advice.to_json(),
+        }
+        if since == version:
+            self._s.metrics.polls.labels("up_to_date").inc()
+            return PollAnswer(version, body)
+        page = await self._read(project_id, since, limit)
+        if page is None:
+            raise NotFound("project not found")
+        # The database is authoritative: the cache may lag a commit by a moment.
+        version = page.version
+        self._s.versions.remember(project_id, version)
+        body["version"] = version
+        if since > version:
+            body["reload"] = RELOAD_AHEAD
+        elif since < page.pruned_through:
+            body["reload"] = RELOAD_PRUNED
+        elif page.events:
+            body["events"] = [orjson.Fragment(e) for e in page.events]
+            last = orjson.loads(page.events[-1])["version"]
+            body["has_more"] = last < version
+        if body["reload"] is not None:
+            self._s.metrics.polls.labels("reload").inc()
+        else:
+            self._s.metrics.polls.labels("events" if page.events else "up_to_date").inc()
+        return PollAnswer(version, body)
+
+    async def poll_one(self, user: User, project_id: int, since: int, limit: int) -> PollAnswer:
+        s = self._s
+        version = await self.version_for(user, project_id, await s.versions.get(project_id))
+        advice = s.advice(await s.flag_cache.get(), user.id, project_id)
+        return await self.answer(user, project_id, since, limit, version, advice)
+
+    async def poll_many(self, user: User, targets: dict[int, int], limit: int) -> dict[str, Any]:
+        s = self._s
+        versions = await s.versions.get_many(targets)
+        flags = await s.flag_cache.get()
+        results: dict[str, Any] = {}
+        for project_id, since in targets.items():
+            try:
+                version = await self.version_for(user, project_id, versions.get(project_id))
+            except NotFound:
+                results[str(project_id)] = {"error": "not_found"}
+                continue
+            advice = s.advice(flags, user.id, project_id)
+            answer = await self.answer(user, project_id, since, limit, version, advice)
+            results[str(project_id)] = answer.body
+        return {"projects": results, "advice": s.advice(flags, user.id).to_json()}

@@ -1,0 +1,154 @@
+"""Projects: list, create, snapshot, events-since polls, and commands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from starlette.responses import Response
+
+from tidings.app.polling import PollAnswer
+from tidings.app.routes.responses import JSON, errors
+from tidings.app.schemas import CommandResult, NewProject, PollOut, ProjectList, Snapshot
+from tidings.app.services import Services, services
+from tidings.domain.commands import AddMember, CommandRequest
+from tidings.domain.decide import KnownUser
+from tidings.protocol.advice import ADVICE_HEADER, VERSION_HEADER, Advice
+from tidings.protocol.errors import NotFound
+from tidings.store.events import Committed, request_hash
+
+router = APIRouter(prefix="/api/projects", tags=["projects"])
+Svc = Annotated[Services, Depends(services)]
+ProjectId = Annotated[int, Path(ge=1, le=2**53)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Client-generated; a retry with the same key is applied once.",
+    ),
+]
+
+
+def version_headers(version: int, advice: Advice | None = None) -> dict[str, str]:
+    headers = {"ETag": f'"{version}"', VERSION_HEADER: str(version)}
+    if advice is not None:
+        headers[ADVICE_HEADER] = advice.header()
+    return headers
+
+
+def holds_version(if_none_match: str | None, version: int) -> bool:
+    """Whether ``If-None-Match`` names the current version (weak tags allowed)."""
+    if not if_none_match:
+        return False
+    tag = f'"{version}"'
+    return any(part.strip().removeprefix("W/") == tag for part in if_none_match.split(","))
+
+
+def committed_response(s: Services, committed: Committed, status: int = 200) -> Response:
+    if not committed.replayed:
+        s.pokes.committed(committed)
+        s.metrics.commands.labels("applied").inc()
+    else:
+        s.metrics.commands.labels("replayed").inc()
+    return JSON(committed.response, status_code=status, headers=version_headers(committed.version))
+
+
+@router.get("", response_model=ProjectList, responses=errors(401))
+async def list_projects(request: Request, s: Svc) -> Response:
+    principal = await s.auth.require(request)
+    rows = await s.store.projects_of(principal.user.id)
+    return JSON(
+        {
+            "projects": [
+                {"id": p, "name": name, "role": role, "version": v} for p, name, role, v in rows
+            ]
+        }
+    )
+
+
+@router.post(
+    "", status_code=201, response_model=CommandResult, responses=errors(401, 403, 413, 422)
+)
+async def create_project(
+    body: NewProject, request: Request, s: Svc, idempotency_key: IdempotencyKey = None
+) -> Response:
+    principal = await s.auth.require(request)
+    user = principal.user
+    idempotency = None
+    if idempotency_key is not None:
+        idempotency = (idempotency_key, request_hash(None, body.model_dump_json().encode()))
+    committed = await s.store.create_project(
+        body.name, KnownUser(user.id, user.name), idempotency=idempotency
+    )
+    return committed_response(s, committed, status=201)
+
+
+@router.get("/{project_id}", response_model=Snapshot, responses=errors(401, 404))
+async def snapshot(project_id: ProjectId, request: Request, s: Svc) -> Response:
+    principal = await s.auth.require(request)
+    found = await s.store.snapshot(project_id)
+    if found is None:
+        raise NotFound("project not found")
+    version, body = found
+    await s.poller.version_for(principal.user, project_id, version)
+    return JSON(body.encode(), headers=version_headers(version))
+
+
+@router.get(
+    "/{project_id}/events",
+    response_model=PollOut,
+    responses={304: {"description": "Still at the version named in If-None-Match"}}
+    | errors(400, 401, 404),
+)
+async def events_since(
+    project_id: ProjectId,
+    request: Request,
+    s: Svc,
+    since: Annotated[int, Query(ge=0, le=2**53)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
+) -> Response:
+    """The poll: events after ``since``, the current version and the server's advice."""
+    principal = await s.auth.require(request)
+    answer: PollAnswer = await s.poller.poll_one(principal.user, project_id, since, limit)
+    advice = Advice.from_json(answer.body["advice"])
+    headers = version_headers(answer.version, advice)
+    if holds_version(if_none_match, answer.version) and since == answer.version:
+        s.metrics.polls.labels("not_modified").inc()
+        return Response(status_code=304, headers=headers)
+    return JSON(answer.body, headers=headers)
+
+
+@router.post(
+    "/{project_id}/commands",
+    response_model=CommandResult,
+    responses=errors(401, 403, 404, 409, 413, 422),
+)
+async def run_command(
+    project_id: ProjectId,
+    body: CommandRequest,
+    request: Request,
+    s: Svc,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Apply one command: one transaction, one new version, one event."""
+    principal = await s.auth.require(request)
+    user = principal.user
+    target = None
+    if isinstance(body.command, AddMember):
+        found = await s.accounts.by_email(body.command.email)
+        target = None if found is None else KnownUser(found.id, found.name)
+    idempotency = None
+    if idempotency_key is not None:
+        idempotency = (idempotency_key, request_hash(project_id, body.model_dump_json().encode()))
+    committed = await s.store.execute(
+        project_id,
+        user.id,
+        body.command,
+        expected_version=body.expected_version,
+        idempotency=idempotency,
+        target=target,
+    )
+    return committed_response(s, committed)

@@ -1,0 +1,51 @@
+"""Running the app under uvicorn (uvloop and httptools when installed)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import uvicorn
+
+from tidings.app.main import create_app
+from tidings.app.settings import AppSettings
+
+ACCESS_LOG = os.environ.get("TIDINGS_ACCESS_LOG") == "1"
+
+
+def uvicorn_config(app: object, host: str, port: int, **extra: object) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        loop="auto",
+        http="auto",
+        access_log=ACCESS_LOG,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def serve_app(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.db:
+        os.environ["TIDINGS_DATABASE_URL"] = args.db
+    if args.workers > 1:
+        if not os.environ.get("REDIS_URL"):
+            raise SystemExit("--workers > 1 needs REDIS_URL: the in-process broker is per process")
+        if not os.environ.get("TIDINGS_PUSH_KEYS"):
+            raise SystemExit("--workers > 1 needs TIDINGS_PUSH_KEYS shared by every process")
+        uvicorn.run(
+            "tidings.app.asgi:create_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            access_log=ACCESS_LOG,
+        )
+        return 0
+    app = create_app(AppSettings.from_env())
+    uvicorn.Server(uvicorn_config(app, args.host, args.port)).run()
+    return 0

@@ -1,0 +1,56 @@
+"""Everything a request handler needs, built once per app and passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from tidings.app.auth import Authenticator
+from tidings.app.metrics import Metrics
+from tidings.app.publisher import PokePublisher
+from tidings.app.ratelimit import LoginLimiter
+from tidings.app.settings import AppSettings
+from tidings.app.versions import MembershipCache, VersionCache
+from tidings.broker.base import Publisher
+from tidings.protocol.advice import Advice
+from tidings.store.accounts import Accounts
+from tidings.store.engine import Engines
+from tidings.store.events import EventStore
+from tidings.store.flags import FlagCache, FlagStore, PushFlags, push_on
+
+if TYPE_CHECKING:
+    from tidings.app.polling import Poller
+
+
+@dataclass
+class Services:
+    settings: AppSettings
+    engines: Engines
+    store: EventStore
+    accounts: Accounts
+    auth: Authenticator
+    flags: FlagStore
+    flag_cache: FlagCache
+    versions: VersionCache
+    members: MembershipCache
+    broker: Publisher
+    pokes: PokePublisher
+    metrics: Metrics
+    login_limiter: LoginLimiter
+    poller: Poller = field(init=False)
+
+    def advice(self, flags: PushFlags, user_id: int, project_id: int | None = None) -> Advice:
+        s = self.settings
+        return Advice(
+            push=push_on(flags, user_id, project_id),
+            interval=s.poll_interval_push,
+            fallback_interval=s.poll_interval,
+            jitter=s.poll_jitter,
+        )
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

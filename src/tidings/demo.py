@@ -1,0 +1,82 @@
+"""``tidings demo``: the whole system in one process on embedded defaults.
+
+SQLite file, the in-process broker, the app and a push server sharing it, and
+sample data on first start. The same code as a scaled-out deployment, composed
+differently: nothing here is demo-only but the seed data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from tidings.app.main import build_services, create_app
+from tidings.app.seed import DEMO_PASSWORD, USERS, seed
+from tidings.app.serve import uvicorn_config
+from tidings.app.settings import AppSettings, PushUrls
+from tidings.broker.memory import MemoryBroker
+from tidings.protocol.tokens import KeyRing
+from tidings.push.server import PushServer
+from tidings.push.settings import PushSettings
+from tidings.store import migrate
+
+log = logging.getLogger("tidings.demo")
+
+
+def database_url(db: str) -> str:
+    return db if "://" in db else f"sqlite:///{Path(db).resolve()}"
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(demo(args))
+    return 0
+
+
+async def demo(args: argparse.Namespace) -> None:
+    url = database_url(args.db)
+    if args.fresh and url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    public_host = "localhost" if args.host in ("0.0.0.0", "::", "127.0.0.1") else args.host
+    push_port = args.push_port or args.port + 1
+    keys = KeyRing.generate()
+    settings = AppSettings(
+        database_url=url,
+        push_keys=keys,
+        push_urls=PushUrls.from_base(f"http://{public_host}:{push_port}"),
+        migrate=False,
+    )
+    broker = MemoryBroker()
+    services = build_services(settings, broker)
+    await migrate.upgrade(services.engines)
+    if await services.accounts.by_email(USERS[0][0]) is None:
+        seeded = await seed(services.accounts, services.store)
+        log.info("seeded project %s", seeded.project_id)
+
+    push = PushServer(PushSettings(allowed_origins=()), broker.subscriber(), keys)
+    await push.start(args.host, push_port)
+    app = create_app(settings, services=services)
+    server = uvicorn.Server(uvicorn_config(app, args.host, args.port))
+    print(banner(f"http://{public_host}:{args.port}", f"http://{public_host}:{push.port}"))
+    try:
+        await server.serve()
+    finally:
+        await push.close()
+
+
+def banner(app_url: str, push_url: str) -> str:
+    logins = "\n".join(
+        f"    {email:<20} password: {DEMO_PASSWORD}{'  (admin)' if admin else ''}"
+        for email, _name, admin in USERS
+    )
+    return (
+        f"\ntidings demo\n  app:  {app_url}\n  push: {push_url}\n  sign in as:\n{logins}\n"
+        "  Ctrl-C to stop.\n"
+    )

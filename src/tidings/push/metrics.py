@@ -1,0 +1,124 @@
+"""Push-server counters as plain ints, exposed to Prometheus by a custom collector.
+
+Hot paths (one poke to 10,000 connections) add to an int once per poke, never
+call a metrics library per connection; the collector reads the ints only when
+``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+
+
+class Counters:
+    """Monotonic counts; incremented in place by the hub, the server and the link."""
+
+    __slots__ = (
+        "broker_invalid",
+        "broker_reconnects",
+        "connections_refused",
+        "heartbeats_sent",
+        "pokes_coalesced",
+        "pokes_dropped",
+        "pokes_received",
+        "pokes_sent",
+        "pokes_stale",
+        "recovery_pokes",
+        "slow_closes",
+        "token_expiries",
+        "version_reads_failed",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: int(getattr(self, name)) for name in self.__slots__}
+
+
+_HELP = {
+    "pokes_received": "Valid pokes received from the broker",
+    "pokes_stale": "Pokes ignored because a newer version was already known",
+    "pokes_sent": "Poke messages written to client connections",
+    "pokes_coalesced": "Pokes replaced by a newer one before a slow connection was sent it",
+    "pokes_dropped": "Pokes never sent because their slow connection was closed",
+    "recovery_pokes": "Pokes sent because a client or the server was behind the version key",
+    "slow_closes": "Connections closed with 4408 SLOW_CONSUMER",
+    "token_expiries": "Connections closed with 4401 because their token expired",
+    "heartbeats_sent": "Heartbeat broadcasts (one per interval or state change)",
+    "broker_invalid": "Broker messages rejected as malformed",
+    "broker_reconnects": "Broker subscription reconnect attempts",
+    "connections_refused": "Connections refused (full, rate-limited, draining, bad origin)",
+    "version_reads_failed": "Failed version-key reads (recovery skipped until the link is ok)",
+}
+
+
+@dataclass(slots=True)
+class Gauges:
+    """Point-in-time values the collector asks the server for at scrape time."""
+
+    connections: Callable[[], dict[str, int]]
+    state: Callable[[], str]
+    heartbeat_age: Callable[[], float]
+    draining: Callable[[], bool]
+    subscribed_projects: Callable[[], int]
+    extra: dict[str, Callable[[], float]] = field(default_factory=dict)
+
+
+class PushCollector:
+    def __init__(self, counters: Counters, gauges: Gauges) -> None:
+        self._counters = counters
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[Metric]:
+        for name, value in self._counters.as_dict().items():
+            family = CounterMetricFamily(f"tidings_push_{name}", _HELP[name])
+            family.add_metric([], value)
+            yield family
+        g = self._gauges
+        conns = GaugeMetricFamily(
+            "tidings_push_connections", "Open client connections", labels=["transport"]
+        )
+        for transport, count in sorted(g.connections().items()):
+            conns.add_metric([transport], count)
+        yield conns
+        state = GaugeMetricFamily(
+            "tidings_push_state", "1 for the server's current state", labels=["state"]
+        )
+        current = g.state()
+        for name in ("ok", "degraded", "draining"):
+            state.add_metric([name], 1.0 if name == current else 0.0)
+        yield state
+        yield GaugeMetricFamily(
+            "tidings_push_link_heartbeat_age_seconds",
+            "Seconds since this server last heard its own link heartbeat",
+            value=g.heartbeat_age(),
+        )
+        yield GaugeMetricFamily(
+            "tidings_push_draining", "1 while draining", value=1.0 if g.draining() else 0.0
+        )
+        yield GaugeMetricFamily(
+            "tidings_push_subscribed_projects",
+            "Projects with at least one local subscriber",
+            value=g.subscribed_projects(),
+        )
+        for name, read in g.extra.items():
+            yield GaugeMetricFamily(f"tidings_push_{name}", name, value=read())
+
+
+def registry(counters: Counters, gauges: Gauges) -> CollectorRegistry:
+    """A registry per server (several may share a process in tests and the demo)."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(PushCollector(counters, gauges))
+    ProcessCollector(registry=reg)
+    return reg
+
+
+def render(reg: CollectorRegistry) -> bytes:
+    return bytes(generate_latest(reg))

@@ -1,0 +1,134 @@
+"""Every tunable of a push server, in one object built at start-up and passed down.
+
+Each bound says what it costs and what happens when it is hit; docs/OPERATIONS.md
+repeats them for operators. Environment parsing lives in :func:`from_env` only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from tidings.protocol.push import HEARTBEAT_INTERVAL, MAX_CLIENT_MESSAGE_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class PushSettings:
+    #: Seconds between heartbeats to every client (each carries ok/degraded/draining).
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
+
+    #: ``token_expiring`` is sent this many seconds before the token's ``exp``;
+    #: at ``exp`` the connection is closed with 4401.
+    token_warning: float = 60.0
+
+    #: Per-connection send buffer (asyncio write-buffer high-water mark), bytes.
+    #: Above it a connection stops receiving frames; it keeps only the latest
+    #: message per project (at most one shared, already-encoded message per
+    #: project it watches), so its memory is bounded by roughly this buffer +
+    #: one message (<= 16 KiB + framing) + the kernel's socket buffer.
+    send_buffer_bytes: int = 64 * 1024
+
+    #: A connection whose send buffer stays above ``send_buffer_bytes`` this long
+    #: is closed with 4408 SLOW_CONSUMER (metric ``slow_closes``); the client polls.
+    slow_consumer_timeout: float = 15.0
+
+    #: Open connections per process, handshakes included. Past it new requests get
+    #: HTTP 503 (WebSocket: upgraded, then closed with 1013). Each idle WebSocket
+    #: costs ~1-4 KB of RSS plus a file descriptor: keep well under the process's
+    #: open-file limit (20,000 on our machines) and scale out with more processes.
+    max_connections: int = 10_000
+
+    #: New connections per second per client IP (token bucket), and the burst
+    #: allowed; past it HTTP 429 with ``Retry-After``. 0 disables the limit (use
+    #: that behind a load balancer that hides client addresses).
+    ip_rate: float = 20.0
+    ip_burst: int = 200
+
+    #: Seconds a new connection has to send its HTTP request, and a WebSocket to
+    #: send ``subscribe`` after the upgrade; then it is closed (HTTP 408 / 1008).
+    handshake_timeout: float = 10.0
+
+    #: Seconds a kept-alive HTTP connection may sit between requests.
+    idle_timeout: float = 60.0
+
+    #: Largest HTTP request head (request line + headers); SSE carries the token in
+    #: the query (<= 8 KiB), hence 16 KiB. Past it: HTTP 431, connection closed.
+    max_request_head_bytes: int = 16 * 1024
+
+    #: Largest HTTP request body (long-polling POSTs of plugged-in transports);
+    #: past it: HTTP 413. ``/ws`` and ``/sse`` take no body.
+    max_body_bytes: int = 64 * 1024
+
+    #: Largest client WebSocket message (after reassembly); past it: close 1009.
+    max_message_bytes: int = MAX_CLIENT_MESSAGE_BYTES
+
+    #: Browser origins allowed to connect (exact ``scheme://host[:port]``); an
+    #: empty tuple allows any (development). Requests without ``Origin`` (not
+    #: browsers) are allowed: the check is against cross-site hijacking.
+    allowed_origins: tuple[str, ...] = ()
+
+    #: On drain, each client is told to reconnect after a delay drawn uniformly
+    #: from [0, drain_window) seconds and closed (1001) when its delay ends.
+    drain_window: float = 30.0
+
+    #: Seconds between link heartbeats published on the control channel.
+    link_heartbeat_interval: float = 1.0
+
+    #: Without our own link heartbeat for this long the broker link is deaf: state
+    #: ``degraded`` (clients told at once, ``/readyz`` fails).
+    link_deaf_after: float = 3.0
+
+    #: Timeout of every broker command (version reads, heartbeat publishes).
+    broker_timeout: float = 1.0
+
+    #: Version reads for recovery are batched over this many seconds.
+    recheck_delay: float = 0.05
+
+    #: Projects per version read (one MGET).
+    recheck_batch: int = 500
+
+    #: Forward the events of full-push pokes (off: clients always poll for them).
+    forward_events: bool = True
+
+    #: SSE ``retry:`` field: EventSource's reconnect delay, seconds.
+    sse_retry: float = 5.0
+
+    #: Seconds a closing connection may take to flush its close before it is aborted.
+    close_timeout: float = 2.0
+
+    #: Seconds between hub ticks (heartbeats, token deadlines, slow consumers).
+    tick_interval: float = 0.25
+
+    #: Extra process-level state a deployment wants in logs (e.g. the host name).
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def with_(self, **changes: object) -> PushSettings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def parse_origins(spec: str) -> tuple[str, ...]:
+    """``TIDINGS_ALLOWED_ORIGINS``: comma-separated origins; empty or ``*`` allows any."""
+    items = tuple(o.strip().rstrip("/") for o in spec.split(",") if o.strip())
+    return () if items == ("*",) else items
+
+
+def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> PushSettings:
+    """Settings from ``TIDINGS_*`` variables (see docs/OPERATIONS.md), then overrides."""
+    env = os.environ if env is None else env
+    settings = PushSettings(allowed_origins=parse_origins(env.get("TIDINGS_ALLOWED_ORIGINS", "")))
+    numeric = {
+        "TIDINGS_PUSH_MAX_CONNECTIONS": ("max_connections", int),
+        "TIDINGS_PUSH_HEARTBEAT": ("heartbeat_interval", float),
+        "TIDINGS_PUSH_DRAIN_WINDOW": ("drain_window", float),
+        "TIDINGS_PUSH_IP_RATE": ("ip_rate", float),
+        "TIDINGS_PUSH_IP_BURST": ("ip_burst", int),
+        "TIDINGS_PUSH_SEND_BUFFER": ("send_buffer_bytes", int),
+        "TIDINGS_PUSH_SLOW_TIMEOUT": ("slow_consumer_timeout", float),
+    }
+    changes: dict[str, object] = {}
+    for var, (name, kind) in numeric.items():
+        if var in env:
+            changes[name] = kind(env[var])
+    changes.update(overrides)
+    return replace(settings, **changes)  # type: ignore[arg-type]
