@@ -13,9 +13,19 @@ from tidings.domain import commands as c
 COMMAND = TypeAdapter(c.Command)
 
 KINDS = (
-    "create_story", "create_story", "update_story", "move_story", "delete_story",
-    "add_comment", "edit_comment", "delete_comment", "add_task", "complete_task",
-    "reorder_task", "delete_task", "rename_project",
+    "create_story",
+    "create_story",
+    "update_story",
+    "move_story",
+    "delete_story",
+    "add_comment",
+    "edit_comment",
+    "delete_comment",
+    "add_task",
+    "complete_task",
+    "reorder_task",
+    "delete_task",
+    "rename_project",
 )
 
 step = st.tuples(
@@ -38,8 +48,14 @@ def resolve(state: dict[str, Any], raw: tuple[str, int, int, str, str]) -> c.Com
     if kind == "create_story":
         before = stories[a % len(stories)]["id"] if stories and b % 2 else None
         return COMMAND.validate_python(
-            {"type": kind, "title": text, "state": story_state, "before_id": before,
-             "estimate": a % 9, "labels": [text[:5]]}
+            {
+                "type": kind,
+                "title": text,
+                "state": story_state,
+                "before_id": before,
+                "estimate": a % 9,
+                "labels": [text[:5]],
+            }
         )
     if not stories:
         return None

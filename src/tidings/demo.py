@@ -34,16 +34,16 @@ def database_url(db: str) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(demo(args))
-    return 0
-
-
-async def demo(args: argparse.Namespace) -> None:
     url = database_url(args.db)
     if args.fresh and url.startswith("sqlite:///"):
         for suffix in ("", "-wal", "-shm"):
             Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(demo(args, url))
+    return 0
+
+
+async def demo(args: argparse.Namespace, url: str) -> None:
     public_host = "localhost" if args.host in ("0.0.0.0", "::", "127.0.0.1") else args.host
     push_port = args.push_port or args.port + 1
     keys = KeyRing.generate()

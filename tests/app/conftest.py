@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from tidings.app.main import build_services, create_app
 from tidings.app.services import Services
 from tidings.app.settings import AppSettings, PushUrls
 from tidings.store.accounts import User
+from tidings.store.engine import Engines
 
 PASSWORD = "correct horse battery"
 
@@ -41,6 +44,30 @@ class Stack:
 StackFactory = Callable[..., Awaitable[Stack]]
 
 
+async def offset_project_ids(engines: Engines) -> None:
+    """Start project ids at a random point: tests share one Redis, whose channels
+    and version keys are named by project id, so ids must not collide across tests.
+    """
+    start = random.randrange(10**6, 10**12)
+    async with engines.writer.begin() as conn:
+        if (await conn.execute(text("SELECT count(*) FROM projects"))).scalar_one():
+            return
+        if engines.is_sqlite:
+            # A placeholder row: SQLite hands out max(id) + 1 next.
+            await conn.execute(
+                text(
+                    "INSERT INTO projects (id, name, version, pruned_through, snapshot, created_at)"
+                    " VALUES (:id, '', 0, 0, '{}', 0)"
+                ),
+                {"id": start},
+            )
+        else:
+            await conn.execute(
+                text("SELECT setval(pg_get_serial_sequence('projects', 'id'), :id)"),
+                {"id": start},
+            )
+
+
 @pytest.fixture
 async def make_stack() -> AsyncIterator[StackFactory]:
     contexts = []
@@ -56,6 +83,7 @@ async def make_stack() -> AsyncIterator[StackFactory]:
         context = app.router.lifespan_context(app)
         await context.__aenter__()
         contexts.append(context)
+        await offset_project_ids(services.engines)
         return Stack(app, services, settings)
 
     yield make
@@ -63,6 +91,7 @@ async def make_stack() -> AsyncIterator[StackFactory]:
         await context.__aexit__(None, None, None)
 
 
-@pytest.fixture
-async def stack(make_stack: StackFactory, sqlite_url: str) -> Stack:
-    return await make_stack(sqlite_url)
+@pytest.fixture(params=[True, False], ids=["fast-poll", "framework-poll"])
+async def stack(make_stack: StackFactory, sqlite_url: str, request: pytest.FixtureRequest) -> Stack:
+    """The app on SQLite, with and without the poll fast path (they must agree)."""
+    return await make_stack(sqlite_url, fast_poll=request.param)

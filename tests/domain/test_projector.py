@@ -27,7 +27,9 @@ def created(project_id: int = 1) -> dict[str, Any]:
     return project.replay(project_id, [event])
 
 
-def run(state: dict[str, Any], body: dict[str, Any], actor: Actor = OWNER, **kw: Any) -> dict[str, Any]:
+def run(
+    state: dict[str, Any], body: dict[str, Any], actor: Actor = OWNER, **kw: Any
+) -> dict[str, Any]:
     decision = decide(state, COMMAND.validate_python(body), actor, **kw)
     event = {
         "version": state["version"] + 1,
@@ -108,8 +110,13 @@ def test_roles_limit_what_each_member_may_do() -> None:
 def test_any_command_sequence_replays_to_the_same_snapshot(raw_steps: list[Any]) -> None:
     state = created()
     events = [
-        {"version": 1, "type": "project_created",
-         "data": {"name": "P", "owner": {"user_id": 1, "name": "Ada"}}, "actor": 1, "ts": 1.0}
+        {
+            "version": 1,
+            "type": "project_created",
+            "data": {"name": "P", "owner": {"user_id": 1, "name": "Ada"}},
+            "actor": 1,
+            "ts": 1.0,
+        }
     ]
     for raw in raw_steps:
         command = resolve(state, raw)
@@ -119,8 +126,13 @@ def test_any_command_sequence_replays_to_the_same_snapshot(raw_steps: list[Any])
             decision = decide(state, command, OWNER)
         except Invalid:
             continue  # e.g. an update that changes nothing
-        event = {"version": state["version"] + 1, "type": decision.type,
-                 "data": decision.data, "actor": 1, "ts": float(len(events))}
+        event = {
+            "version": state["version"] + 1,
+            "type": decision.type,
+            "data": decision.data,
+            "actor": 1,
+            "ts": float(len(events)),
+        }
         before = state["version"]
         state = project.apply(state, event)
         assert state["version"] == before + 1
@@ -133,5 +145,7 @@ def test_any_command_sequence_replays_to_the_same_snapshot(raw_steps: list[Any])
 def test_an_event_out_of_order_is_refused() -> None:
     s = created()
     with pytest.raises(ValueError):
-        project.apply(s, {"version": 3, "type": "project_renamed", "data": {"name": "x"},
-                          "actor": 1, "ts": 0.0})
+        project.apply(
+            s,
+            {"version": 3, "type": "project_renamed", "data": {"name": "x"}, "actor": 1, "ts": 0.0},
+        )

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from tidings import __version__
 from tidings.app import errors
 from tidings.app.auth import Authenticator
+from tidings.app.fastpoll import FastPoll
 from tidings.app.metrics import Metrics
 from tidings.app.polling import Poller
 from tidings.app.publisher import PokePublisher
@@ -96,5 +97,7 @@ def create_app(settings: AppSettings, *, services: Services | None = None) -> Fa
     app.include_router(ops.router)
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
+    if settings.fast_poll:
+        app.add_middleware(FastPoll, services=services)
     app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
     return app

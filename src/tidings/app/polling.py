@@ -12,18 +12,26 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.requests import Request
+from starlette.responses import Response
 
+from tidings.app.routes.responses import JSON
 from tidings.app.singleflight import SingleFlight
-from tidings.protocol.advice import Advice
+from tidings.protocol.advice import ADVICE_HEADER, VERSION_HEADER, Advice
 from tidings.protocol.errors import BadRequest, NotFound
 from tidings.store.accounts import User
-from tidings.store.events import EventPage
+from tidings.store.events import MAX_EVENTS_PER_PAGE, EventPage
 
 if TYPE_CHECKING:
     from tidings.app.services import Services
 
 #: Projects one multi-poll may name.
 MAX_POLL_PROJECTS = 50
+
+#: Bounds of the poll's query parameters (out of bounds: 400).
+MAX_SINCE = 2**53
+MAX_LIMIT = MAX_EVENTS_PER_PAGE
+DEFAULT_LIMIT = 100
 
 RELOAD_AHEAD = "ahead"
 RELOAD_PRUNED = "pruned"
@@ -33,6 +41,21 @@ RELOAD_PRUNED = "pruned"
 class PollAnswer:
     version: int
     body: dict[str, Any]
+
+
+def version_headers(version: int, advice: Advice | None = None) -> dict[str, str]:
+    headers = {"ETag": f'"{version}"', VERSION_HEADER: str(version)}
+    if advice is not None:
+        headers[ADVICE_HEADER] = advice.header()
+    return headers
+
+
+def holds_version(if_none_match: str | None, version: int) -> bool:
+    """Whether ``If-None-Match`` names the current version (weak tags allowed)."""
+    if not if_none_match:
+        return False
+    tag = f'"{version}"'
+    return any(part.strip().removeprefix("W/") == tag for part in if_none_match.split(","))
 
 
 def parse_targets(values: list[str]) -> dict[int, int]:
@@ -128,3 +151,22 @@ class Poller:
             answer = await self.answer(user, project_id, since, limit, version, advice)
             results[str(project_id)] = answer.body
         return {"projects": results, "advice": s.advice(flags, user.id).to_json()}
+
+    async def respond_one(
+        self, request: Request, project_id: int, since: int, limit: int, if_none_match: str | None
+    ) -> Response:
+        """The whole single-project poll, shared by the route and the fast path."""
+        principal = await self._s.auth.require(request)
+        answer = await self.poll_one(principal.user, project_id, since, limit)
+        advice = Advice.from_json(answer.body["advice"])
+        headers = version_headers(answer.version, advice)
+        if since == answer.version and holds_version(if_none_match, answer.version):
+            self._s.metrics.polls.labels("not_modified").inc()
+            return Response(status_code=304, headers=headers)
+        return JSON(answer.body, headers=headers)
+
+    async def respond_many(self, request: Request, targets: list[str], limit: int) -> Response:
+        principal = await self._s.auth.require(request)
+        body = await self.poll_many(principal.user, parse_targets(targets), limit)
+        advice = Advice.from_json(body["advice"])
+        return JSON(body, headers={ADVICE_HEADER: advice.header()})

@@ -46,9 +46,7 @@ class LoginLimiter:
                 times.popleft()
             if len(times) >= self._limits[key[0]]:
                 retry = max(1, int(self._window - (now - times[0])) + 1)
-                raise RateLimited(
-                    "too many failed sign-ins; try again later", retry_after=retry
-                )
+                raise RateLimited("too many failed sign-ins; try again later", retry_after=retry)
 
     def failed(self, request: Request, email: str) -> None:
         now = self._clock()

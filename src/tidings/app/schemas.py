@@ -190,7 +190,9 @@ class FlagsUpdate(_Strict):
     enabled: bool | None = None
     rollout_percent: Annotated[int, Field(ge=0, le=100)] | None = None
     projects: (
-        Annotated[dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}$")], bool | None],
-                  Field(max_length=1000)]
+        Annotated[
+            dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}$")], bool | None],
+            Field(max_length=1000),
+        ]
         | None
     ) = None

@@ -51,6 +51,8 @@ class AppSettings:
     #: Seconds a cached credential or flag set may be stale in this process.
     auth_cache_ttl: float = 30.0
     flag_cache_ttl: float = 2.0
+    #: Answer GET polls before the framework's routing (app/fastpoll.py).
+    fast_poll: bool = True
     #: Run database migrations at start-up.
     migrate: bool = True
 

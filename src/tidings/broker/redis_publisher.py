@@ -54,7 +54,7 @@ class RedisPublisher(Publisher):
 
     async def publish(self, channel: str, data: bytes) -> None:
         if self._sharded:
-            await self._redis.execute_command("SPUBLISH", channel, data)
+            await self._redis.execute_command("SPUBLISH", channel, data)  # type: ignore[no-untyped-call]
         else:
             await self._redis.publish(channel, data)
 

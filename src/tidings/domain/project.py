@@ -46,7 +46,9 @@ def _story(snapshot: Snapshot, story_id: int) -> dict[str, Any]:
     return story
 
 
-def _insert_before(items: list[dict[str, Any]], item: dict[str, Any], before_id: int | None) -> None:
+def _insert_before(
+    items: list[dict[str, Any]], item: dict[str, Any], before_id: int | None
+) -> None:
     index = find(items, "id", before_id) if before_id is not None else None
     if index is None:
         items.append(item)

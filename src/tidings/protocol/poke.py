@@ -9,6 +9,7 @@ docs/PROTOCOL.md. Decoding is strict: a malformed message is rejected with
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,18 +71,16 @@ def decode_poke(data: bytes | str) -> Poke:
     project = _positive_int(body, "project")
     version = _positive_int(body, "version")
     ts = body.get("ts")
-    if type(ts) not in (int, float):
+    if not isinstance(ts, int | float) or isinstance(ts, bool):
         raise BadMessage("'ts' must be a number (seconds since the epoch)")
     events = body.get("events")
     if events is not None:
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             raise BadMessage("'events' must be a list of objects")
         versions = [e.get("version") for e in events]
-        if not versions or versions[-1] != version or any(
-            type(v) is not int for v in versions
-        ):
+        if not versions or versions[-1] != version or any(type(v) is not int for v in versions):
             raise BadMessage("'events' must end at 'version'")
-        if any(b != a + 1 for a, b in zip(versions, versions[1:], strict=False)):
+        if any(b != a + 1 for a, b in itertools.pairwise(versions)):
             raise BadMessage("'events' must be contiguous")
         events = tuple(events)
     return Poke(project, version, float(ts), events)

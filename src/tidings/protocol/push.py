@@ -101,7 +101,7 @@ def parse_client_message(data: bytes | str) -> tuple[ClientType, str, dict[int, 
     if not isinstance(body, dict):
         raise BadMessage("message must be a JSON object")
     try:
-        kind = ClientType(body.get("type"))
+        kind = ClientType(str(body.get("type")))
     except ValueError:
         raise BadMessage("'type' must be 'subscribe' or 'refresh'") from None
     token = body.get("token")

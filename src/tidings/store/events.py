@@ -63,7 +63,9 @@ class EventStore:
 
     async def current_version(self, project_id: int) -> int | None:
         async with self._engines.reader.connect() as conn:
-            row = await conn.execute(select(t.projects.c.version).where(t.projects.c.id == project_id))
+            row = await conn.execute(
+                select(t.projects.c.version).where(t.projects.c.id == project_id)
+            )
             version = row.scalar_one_or_none()
             return None if version is None else int(version)
 
@@ -150,7 +152,9 @@ class EventStore:
                 project_id = (
                     await conn.execute(
                         insert(t.projects)
-                        .values(name=name, version=0, pruned_through=0, snapshot="{}", created_at=now)
+                        .values(
+                            name=name, version=0, pruned_through=0, snapshot="{}", created_at=now
+                        )
                         .returning(t.projects.c.id)
                     )
                 ).scalar_one()
@@ -212,7 +216,13 @@ class EventStore:
                 decision = decide(state, command, Actor(user_id, role), target=target)
                 now = self._clock()
                 committed = await self._append(
-                    conn, project_id, state, decision.type, decision.data, user_id, now,
+                    conn,
+                    project_id,
+                    state,
+                    decision.type,
+                    decision.data,
+                    user_id,
+                    now,
                     decision.created_id,
                 )
                 await _apply_membership(conn, project_id, committed.event)

@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from tidings.app.polling import parse_targets
-from tidings.app.routes.responses import JSON, errors
+from tidings.app.polling import DEFAULT_LIMIT, MAX_LIMIT, MAX_POLL_PROJECTS
+from tidings.app.routes.responses import errors
 from tidings.app.schemas import MultiPollOut
 from tidings.app.services import Services, services
-from tidings.protocol.advice import ADVICE_HEADER, Advice
 
 router = APIRouter(prefix="/api", tags=["projects"])
 Svc = Annotated[Services, Depends(services)]
@@ -23,11 +22,8 @@ async def poll_many(
     s: Svc,
     p: Annotated[
         list[Annotated[str, Query(max_length=40)]],
-        Query(description="project:since, e.g. p=7:42&p=9:13", max_length=50),
+        Query(description="project:since, e.g. p=7:42&p=9:13", max_length=MAX_POLL_PROJECTS),
     ],
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Response:
-    principal = await s.auth.require(request)
-    body = await s.poller.poll_many(principal.user, parse_targets(p), limit)
-    advice = Advice.from_json(body["advice"])
-    return JSON(body, headers={ADVICE_HEADER: advice.header()})
+    return await s.poller.respond_many(request, p, limit)

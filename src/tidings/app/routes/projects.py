@@ -7,13 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from starlette.responses import Response
 
-from tidings.app.polling import PollAnswer
+from tidings.app.polling import DEFAULT_LIMIT, MAX_LIMIT, MAX_SINCE, version_headers
 from tidings.app.routes.responses import JSON, errors
 from tidings.app.schemas import CommandResult, NewProject, PollOut, ProjectList, Snapshot
 from tidings.app.services import Services, services
 from tidings.domain.commands import AddMember, CommandRequest
 from tidings.domain.decide import KnownUser
-from tidings.protocol.advice import ADVICE_HEADER, VERSION_HEADER, Advice
 from tidings.protocol.errors import NotFound
 from tidings.store.events import Committed, request_hash
 
@@ -29,21 +28,6 @@ IdempotencyKey = Annotated[
         description="Client-generated; a retry with the same key is applied once.",
     ),
 ]
-
-
-def version_headers(version: int, advice: Advice | None = None) -> dict[str, str]:
-    headers = {"ETag": f'"{version}"', VERSION_HEADER: str(version)}
-    if advice is not None:
-        headers[ADVICE_HEADER] = advice.header()
-    return headers
-
-
-def holds_version(if_none_match: str | None, version: int) -> bool:
-    """Whether ``If-None-Match`` names the current version (weak tags allowed)."""
-    if not if_none_match:
-        return False
-    tag = f'"{version}"'
-    return any(part.strip().removeprefix("W/") == tag for part in if_none_match.split(","))
 
 
 def committed_response(s: Services, committed: Committed, status: int = 200) -> Response:
@@ -99,26 +83,21 @@ async def snapshot(project_id: ProjectId, request: Request, s: Svc) -> Response:
 @router.get(
     "/{project_id}/events",
     response_model=PollOut,
-    responses={304: {"description": "Still at the version named in If-None-Match"}}
-    | errors(400, 401, 404),
+    responses={
+        304: {"description": "Still at the version named in If-None-Match"},
+        **errors(400, 401, 404),
+    },
 )
 async def events_since(
     project_id: ProjectId,
     request: Request,
     s: Svc,
-    since: Annotated[int, Query(ge=0, le=2**53)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    since: Annotated[int, Query(ge=0, le=MAX_SINCE)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> Response:
     """The poll: events after ``since``, the current version and the server's advice."""
-    principal = await s.auth.require(request)
-    answer: PollAnswer = await s.poller.poll_one(principal.user, project_id, since, limit)
-    advice = Advice.from_json(answer.body["advice"])
-    headers = version_headers(answer.version, advice)
-    if holds_version(if_none_match, answer.version) and since == answer.version:
-        s.metrics.polls.labels("not_modified").inc()
-        return Response(status_code=304, headers=headers)
-    return JSON(answer.body, headers=headers)
+    return await s.poller.respond_one(request, project_id, since, limit, if_none_match)
 
 
 @router.post(

@@ -23,9 +23,7 @@ Svc = Annotated[Services, Depends(services)]
 TOKEN_PATH = "/api/push/token"
 
 
-@router.post(
-    "/push/token", response_model=PushTokenOut, responses=errors(401, 403, 413, 422)
-)
+@router.post("/push/token", response_model=PushTokenOut, responses=errors(401, 403, 413, 422))
 async def push_token(
     request: Request, s: Svc, body: Annotated[PushTokenRequest | None, Body()] = None
 ) -> Response:

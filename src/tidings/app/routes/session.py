@@ -64,8 +64,7 @@ async def me(request: Request, s: Svc) -> Response:
         {
             "user": user_json(principal.user),
             "projects": [
-                {"id": p, "name": name, "role": role, "version": v}
-                for p, name, role, v in projects
+                {"id": p, "name": name, "role": role, "version": v} for p, name, role, v in projects
             ],
         }
     )

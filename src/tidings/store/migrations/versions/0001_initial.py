@@ -80,6 +80,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "flags", "command_results", "events", "memberships", "projects", "credentials", "users"
+        "flags",
+        "command_results",
+        "events",
+        "memberships",
+        "projects",
+        "credentials",
+        "users",
     ):
         op.drop_table(table)

@@ -1,0 +1,114 @@
+"""Pokes reach a real Redis subscriber after commit; a broker failure never fails a command."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import redis.asyncio as redis
+
+from tests.app.conftest import StackFactory
+from tests.app.test_api import make_project
+from tidings.protocol.channels import project_channel, version_key
+from tidings.protocol.poke import Poke, decode_poke
+
+
+async def poke_at(pubsub: redis.client.PubSub, version: int, within: float = 5.0) -> Poke:
+    """The poke for ``version`` (the project's creation poke may arrive first)."""
+
+    async def wait() -> Poke:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is not None:
+                poke = decode_poke(message["data"])
+                if poke.version == version:
+                    return poke
+
+    return await asyncio.wait_for(wait(), within)
+
+
+async def test_poke_is_published_after_commit_with_the_version_key(
+    make_stack: StackFactory, sqlite_url: str, redis_url: str
+) -> None:
+    stack = await make_stack(sqlite_url, redis_url=redis_url)
+    _owner, token = await stack.user("ada@x.io")
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    async with stack.client(token) as http:
+        pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
+        await pubsub.subscribe(project_channel(pid))
+        await pubsub.get_message(timeout=1.0)  # subscribe confirmation
+        r = await http.post(
+            f"/api/projects/{pid}/commands",
+            json={"command": {"type": "create_story", "title": "x"}},
+        )
+        committed_ts = r.json()["event"]["ts"]
+        poke = await poke_at(pubsub, 2)
+        assert (poke.project, poke.version, poke.ts) == (pid, 2, committed_ts)
+        assert poke.events is None
+        assert int(await client.get(version_key(pid))) == 2
+        # The poll path reads the version from Redis: another app process agrees at once.
+        r = await http.get(f"/api/projects/{pid}/events?since=2")
+        assert r.json()["version"] == 2
+    await pubsub.aclose()
+    await client.delete(version_key(pid))
+    await client.aclose()
+
+
+async def test_full_push_pokes_carry_the_events(
+    make_stack: StackFactory, sqlite_url: str, redis_url: str
+) -> None:
+    stack = await make_stack(sqlite_url, redis_url=redis_url, full_push=True)
+    _owner, token = await stack.user("ada@x.io")
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    async with stack.client(token) as http:
+        pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
+        await pubsub.subscribe(project_channel(pid))
+        await pubsub.get_message(timeout=1.0)
+        await http.post(
+            f"/api/projects/{pid}/commands",
+            json={"command": {"type": "create_story", "title": "x"}},
+        )
+        poke = await poke_at(pubsub, 2)
+        polled = (await http.get(f"/api/projects/{pid}/events?since=1")).json()["events"]
+    assert poke.events is not None and list(poke.events) == polled
+    await pubsub.aclose()
+    await client.aclose()
+
+
+async def test_versions_shared_through_redis_reach_another_app_process(
+    make_stack: StackFactory, sqlite_url: str, redis_url: str
+) -> None:
+    one = await make_stack(sqlite_url, redis_url=redis_url)
+    two = await make_stack(sqlite_url, redis_url=redis_url)
+    p = await make_project(one)
+    async with two.client(p["tokens"]["member"]) as reader:
+        assert (await reader.get(f"/api/projects/{p['pid']}/events?since=4")).json()["version"] == 4
+        async with one.client(p["tokens"]["owner"]) as writer:
+            await writer.post(
+                f"/api/projects/{p['pid']}/commands",
+                json={"command": {"type": "create_story", "title": "new"}},
+            )
+        await asyncio.sleep(0.2)  # the publisher's worker sets the key after commit
+        body = (await reader.get(f"/api/projects/{p['pid']}/events?since=4")).json()
+    assert body["version"] == 5 and [e["version"] for e in body["events"]] == [5]
+
+
+async def test_a_dead_broker_never_fails_a_command(
+    make_stack: StackFactory, sqlite_url: str
+) -> None:
+    # Nothing listens on port 1: every publish fails fast.
+    stack = await make_stack(sqlite_url, redis_url="redis://127.0.0.1:1/0")
+    p = await make_project(stack)
+    async with stack.client(p["tokens"]["owner"]) as http:
+        r = await http.post(
+            f"/api/projects/{p['pid']}/commands",
+            json={"command": {"type": "create_story", "title": "still works"}},
+        )
+        assert r.status_code == 200 and r.json()["version"] == 5
+        polled = await http.get(f"/api/projects/{p['pid']}/events?since=4")
+        assert [e["version"] for e in polled.json()["events"]] == [5]
+    await stack.services.pokes.close()
+    assert stack.services.metrics.publish_failures._value.get() >= 1
+    assert orjson.loads(r.content)["event"]["data"]["story"]["title"] == "still works"

@@ -1,0 +1,124 @@
+"""Push tokens name exactly the user's projects; flags reach clients through polls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.app.conftest import Stack, StackFactory
+from tests.app.test_api import make_project
+from tidings.protocol.errors import BadToken
+from tidings.protocol.tokens import KeyRing, verify_push_token
+from tidings.store.flags import PushFlags, push_on, rollout_bucket
+
+
+async def test_push_token_names_only_the_users_projects(stack: Stack) -> None:
+    p = await make_project(stack)
+    async with stack.client(p["tokens"]["viewer"]) as http:
+        r = await http.post("/api/push/token")
+        assert r.status_code == 200
+        body = r.json()
+        claims = verify_push_token(stack.settings.push_keys, body["token"])
+        assert claims.user == p["ids"]["viewer"]
+        assert claims.projects == {p["pid"]} and body["projects"] == [p["pid"]]
+        assert 590 <= claims.expires_at - time.time() <= 601
+        r = await http.post("/api/push/token", json={"projects": [p["pid"], 9999]})
+        assert r.json()["projects"] == [p["pid"]]
+    async with stack.client(p["tokens"]["outsider"]) as http:
+        r = await http.post("/api/push/token")
+        assert r.json()["projects"] == []
+    async with stack.client() as http:
+        assert (await http.post("/api/push/token")).status_code == 401
+
+
+async def test_push_token_expires_and_other_keys_do_not_verify(stack: Stack) -> None:
+    p = await make_project(stack)
+    async with stack.client(p["tokens"]["owner"]) as http:
+        token = (await http.post("/api/push/token")).json()["token"]
+    ring = stack.settings.push_keys
+    verify_push_token(ring, token, now=time.time() + 500)
+    with pytest.raises(BadToken, match="expired"):
+        verify_push_token(ring, token, now=time.time() + 700)
+    with pytest.raises(BadToken, match="unknown key"):
+        verify_push_token(KeyRing.generate(), token)
+
+
+async def test_rotated_keys_verify_old_and_new_tokens(
+    make_stack: StackFactory, sqlite_url: str
+) -> None:
+    old = KeyRing.parse("old:" + "a" * 40)
+    stack = await make_stack(sqlite_url, push_keys=old)
+    _u, token = await stack.user("ada@x.io")
+    async with stack.client(token) as http:
+        old_token = (await http.post("/api/push/token")).json()["token"]
+    both = KeyRing.parse("new:" + "b" * 40 + ",old:" + "a" * 40)
+    assert verify_push_token(both, old_token).user == _u.id
+
+
+async def test_client_config(stack: Stack) -> None:
+    _u, token = await stack.user("ada@x.io")
+    async with stack.client(token) as http:
+        body = (await http.get("/api/client-config")).json()
+    assert body["push"]["enabled"] is True
+    assert body["push"]["urls"] == {
+        "ws": "ws://push.test/ws",
+        "sse": "http://push.test/sse",
+        "socketio": "http://push.test",
+    }
+    assert body["advice"] == {
+        "push": True,
+        "interval": 60.0,
+        "fallback_interval": 5.0,
+        "jitter": 0.2,
+    }
+
+
+async def test_kill_switch_reaches_the_poll_advice(
+    make_stack: StackFactory, sqlite_url: str
+) -> None:
+    stack = await make_stack(sqlite_url, flag_cache_ttl=0.2)
+    p = await make_project(stack)
+    _admin, admin_token = await stack.user("admin@x.io", admin=True)
+    url = f"/api/projects/{p['pid']}/events?since=4"
+    async with stack.client(p["tokens"]["member"]) as member, stack.client(admin_token) as root:
+        assert (await member.get(url)).json()["advice"]["push"] is True
+        assert (await member.put("/api/admin/flags", json={"enabled": False})).status_code == 403
+        r = await root.put("/api/admin/flags", json={"enabled": False})
+        assert r.status_code == 200 and r.json()["enabled"] is False
+        assert (await member.get(url)).json()["advice"]["push"] is False
+        assert (await member.get("/api/client-config")).json()["push"]["enabled"] is False
+        await root.put(
+            "/api/admin/flags", json={"enabled": True, "projects": {str(p["pid"]): False}}
+        )
+        await asyncio.sleep(0.25)
+        assert (await member.get(url)).json()["advice"]["push"] is False
+        assert (await member.get("/api/client-config")).json()["advice"]["push"] is True
+        await root.put("/api/admin/flags", json={"projects": {str(p["pid"]): None}})
+        assert (await member.get(url)).json()["advice"]["push"] is True
+        r = await root.put("/api/admin/flags", json={"rollout_percent": 101})
+        assert r.status_code == 422
+
+
+async def test_a_flag_change_in_one_app_process_reaches_another(
+    make_stack: StackFactory, sqlite_url: str
+) -> None:
+    one = await make_stack(sqlite_url, flag_cache_ttl=0.3)
+    two = await make_stack(sqlite_url, flag_cache_ttl=0.3)
+    p = await make_project(one)
+    url = f"/api/projects/{p['pid']}/events?since=4"
+    async with two.client(p["tokens"]["member"]) as http:
+        assert (await http.get(url)).json()["advice"]["push"] is True
+        await one.services.flags.set("push.enabled", False)
+        await asyncio.sleep(0.35)
+        assert (await http.get(url)).json()["advice"]["push"] is False
+
+
+def test_rollout_is_stable_and_roughly_proportional() -> None:
+    flags = PushFlags(rollout_percent=30)
+    chosen = [u for u in range(10_000) if push_on(flags, u)]
+    assert 2_700 < len(chosen) < 3_300
+    assert chosen == [u for u in range(10_000) if rollout_bucket(u) < 30]
+    assert not push_on(PushFlags(enabled=False, projects={1: True}), 5, 1)
+    assert push_on(PushFlags(rollout_percent=0, projects={1: True}), 5, 1)
