@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
+from argon2 import PasswordHasher
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -18,6 +19,9 @@ from tidings.store.accounts import User
 from tidings.store.engine import Engines
 
 PASSWORD = "correct horse battery"
+
+#: argon2id with minimal cost: the tests create many users; production keeps the defaults.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 @dataclass
@@ -78,7 +82,7 @@ async def make_stack() -> AsyncIterator[StackFactory]:
             push_urls=PushUrls.from_base("http://push.test"),
             **overrides,  # type: ignore[arg-type]
         )
-        services = build_services(settings)
+        services = build_services(settings, hasher=CHEAP_HASHER)
         app = create_app(settings, services=services)
         context = app.router.lifespan_context(app)
         await context.__aenter__()

@@ -302,3 +302,23 @@ async def test_a_herd_of_identical_polls_costs_one_store_read(stack: Stack) -> N
     assert {r.status_code for r in answers} == {200}
     assert all([e["version"] for e in r.json()["events"]] == [3, 4] for r in answers)
     assert reads._value.get() - before == 1
+
+
+async def test_telemetry_reaches_the_metrics(stack: Stack) -> None:
+    _u, token = await stack.user("ada@x.io")
+    report = {
+        "samples": [
+            {"project": 1, "staleness_ms": 120, "via": "poke"},
+            {"project": 1, "staleness_ms": 4000, "via": "poll"},
+        ],
+        "missed_pokes": 2,
+        "polls": 7,
+    }
+    async with stack.client(token) as http:
+        assert (await http.post("/api/telemetry", json=report)).status_code == 204
+        bad = await http.post("/api/telemetry", json={**report, "polls": -1})
+        assert bad.status_code == 400 and bad.json()["field"] == "polls"
+        metrics = (await http.get("/metrics")).text
+    assert "tidings_client_missed_pokes_total 2.0" in metrics
+    assert 'tidings_client_staleness_seconds_count{via="poke"} 1.0' in metrics
+    assert "tidings_client_polls_total 7.0" in metrics

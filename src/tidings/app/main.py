@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -21,7 +22,7 @@ from tidings.app.metrics import Metrics
 from tidings.app.polling import Poller
 from tidings.app.publisher import PokePublisher
 from tidings.app.ratelimit import LoginLimiter
-from tidings.app.routes import admin, ops, poll, projects, push, session
+from tidings.app.routes import admin, ops, poll, projects, push, session, telemetry
 from tidings.app.services import Services
 from tidings.app.settings import AppSettings
 from tidings.app.versions import MembershipCache, VersionCache
@@ -37,10 +38,16 @@ from tidings.store.flags import FlagCache, FlagStore
 STATIC = Path(__file__).with_name("static")
 
 
-def build_services(settings: AppSettings, broker: Publisher | None = None) -> Services:
+def build_services(
+    settings: AppSettings,
+    broker: Publisher | None = None,
+    *,
+    hasher: PasswordHasher | None = None,
+) -> Services:
+    """Everything the app needs; ``hasher`` lets tests use cheap argon2 parameters."""
     engines = create_engines(settings.database_url)
     store = EventStore(engines)
-    accounts = Accounts(engines)
+    accounts = Accounts(engines, hasher=hasher)
     metrics = Metrics()
     if broker is None:
         broker = (
@@ -92,7 +99,14 @@ def create_app(settings: AppSettings, *, services: Services | None = None) -> Fa
     )
     app.state.services = services
     errors.install(app)
-    for router in (session.router, projects.router, poll.router, push.router, admin.router):
+    for router in (
+        session.router,
+        projects.router,
+        poll.router,
+        push.router,
+        admin.router,
+        telemetry.router,
+    ):
         app.include_router(router)
     app.include_router(ops.router)
     if STATIC.is_dir():

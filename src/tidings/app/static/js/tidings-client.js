@@ -16,7 +16,7 @@ export const POLL_LIMIT = 100;
 /** Milliseconds for any HTTP request; a push connection's opening is the controller's (connect_timeout). */
 export const REQUEST_TIMEOUT_MS = 10000;
 /** Push message types a server may send (tidings.protocol.push.ServerType). */
-export const SERVER_TYPES = ["subscribed", "poke", "heartbeat", "drain", "token_expiring", "error"];
+export const SERVER_TYPES = ["subscribed", "poke", "heartbeat", "drain", "token_expiring", "error", "close"];
 
 const CSRF_COOKIE = "tidings_csrf";
 const CSRF_HEADER = "X-Tidings-CSRF";
@@ -115,24 +115,30 @@ export class TidingsClient extends EventTarget {
 
   // ----- plumbing -------------------------------------------------------------
 
+  // push.enabled in client-config already folds in the kill switch, which the advice
+  // carries too and which may flip back on: with a URL for the transport, push stays
+  // possible and the latest advice decides.
   async _configure() {
     let advice = DEFAULT_ADVICE;
-    let push = this._pushUrl !== null;
     try {
       const body = await this._json("GET", "/api/client-config");
       if (body) {
         advice = body.advice || advice;
-        push = Boolean(body.push && body.push.enabled);
         if (this._pushUrl === null) {
           const urls = (body.push && body.push.urls) || {};
           const key = this._transport === "socketio" ? "socketio" : this._transport;
-          this._pushUrl = typeof urls[key] === "string" ? new URL(urls[key], this._absolute("/")).href : null;
+          if (typeof urls[key] === "string" && urls[key]) {
+            const url = new URL(urls[key], this._absolute("/"));
+            // A relative "/ws" resolves against the page: give it the WebSocket scheme.
+            if (this._transport === "ws" && url.protocol.startsWith("http")) url.protocol = url.protocol.replace("http", "ws");
+            this._pushUrl = url.href;
+          }
         }
       }
     } catch (err) {
       // Without it, poll only: the poll channel works even when the rest does not.
     }
-    return { advice, push: push && this._pushUrl !== null };
+    return { advice, push: this._pushUrl !== null };
   }
 
   _absolute(path) {
@@ -348,6 +354,8 @@ function messageHandler(conn, report, state) {
       return;
     }
     if (body && body.type === "error") state.closeCode = ERROR_CLOSE_CODES[body.error] ?? state.closeCode;
+    // SSE has no close frame: a `close` message carries the code before the stream ends.
+    if (body && body.type === "close" && typeof body.code === "number") state.closeCode = body.code;
     const input = fromPushMessage(conn, body);
     if (input) report(input);
   };
@@ -428,21 +436,21 @@ function sseConnection(options, url, conn, token, projects, report) {
   };
 }
 
-/** Socket.IO at /socket.io/: each message is an event named by its type; token in `auth`. */
+/**
+ * Socket.IO at /socket.io/: each message is an event named by its type. The subscription
+ * rides in the CONNECT `auth` payload ({token, projects}); `refresh` is an event.
+ */
 function socketIoConnection(options, url, conn, token, projects, report) {
   const state = { closeCode: null, closed: false };
   const onMessage = messageHandler(conn, report, state);
   const socket = options.io(url, {
     path: "/socket.io/",
-    auth: { token },
+    auth: { token, projects },
     transports: ["websocket"],
     reconnection: false,
     timeout: REQUEST_TIMEOUT_MS,
   });
-  socket.on("connect", () => {
-    report({ type: "push_connected", conn });
-    socket.emit("subscribe", subscribeMessage("subscribe", token, projects));
-  });
+  socket.on("connect", () => report({ type: "push_connected", conn }));
   for (const type of SERVER_TYPES) socket.on(type, (body) => onMessage({ ...(body || {}), type }));
   const closed = (code) => {
     if (state.closed) return;
