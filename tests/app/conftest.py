@@ -87,7 +87,8 @@ async def make_stack() -> AsyncIterator[StackFactory]:
         context = app.router.lifespan_context(app)
         await context.__aenter__()
         contexts.append(context)
-        await offset_project_ids(services.engines)
+        if settings.migrate:
+            await offset_project_ids(services.engines)
         return Stack(app, services, settings)
 
     yield make

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.app.conftest import PASSWORD, Stack, StackFactory
+from tidings.store.accounts import User
 from tidings.protocol.advice import ADVICE_HEADER, VERSION_HEADER, Advice
 
 
@@ -322,3 +323,22 @@ async def test_telemetry_reaches_the_metrics(stack: Stack) -> None:
     assert "tidings_client_missed_pokes_total 2.0" in metrics
     assert 'tidings_client_staleness_seconds_count{via="poke"} 1.0' in metrics
     assert "tidings_client_polls_total 7.0" in metrics
+
+
+async def test_an_unreachable_database_is_503_with_retry_after(make_stack: StackFactory) -> None:
+    # Nothing listens on port 1; migrations are skipped so the app starts.
+    stack = await make_stack("postgresql://postgres@127.0.0.1:1/none", migrate=False)
+    stack.services.auth._cache[("api", "t" * 43)] = (  # a credential cached before the outage
+        User(1, "a@x.io", "A", False),
+        float("inf"),
+    )
+    # Starlette re-raises after answering a 500-class handler; a server would only log it.
+    transport = httpx.ASGITransport(app=stack.app, raise_app_exceptions=False)
+    headers = {"Authorization": "Bearer " + "t" * 43}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://app", headers=headers
+    ) as http:
+        for path in ("/api/projects/1/events?since=0", "/api/projects/1"):
+            r = await http.get(path)
+            assert r.status_code == 503, r.text
+            assert r.json()["error"] == "unavailable" and r.headers["Retry-After"] == "5"

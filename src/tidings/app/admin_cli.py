@@ -11,6 +11,7 @@ from typing import Any
 from tidings.store import migrate
 from tidings.store.accounts import Accounts
 from tidings.store.engine import create_engines
+from tidings.store.events import EventStore
 from tidings.store.flags import PROJECT_PREFIX, PUSH_ENABLED, PUSH_ROLLOUT, FlagStore
 
 
@@ -42,6 +43,15 @@ def add_arguments(sub: Any, handler: Callable[[argparse.Namespace], int]) -> Non
     create.add_argument("email")
     create.add_argument("--name", default="cli")
     db_arg(create)
+
+    events = sub.add_parser("events", help="event history")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    prune = events_sub.add_parser(
+        "prune", help="drop a project's old events (polls from before them must reload)"
+    )
+    prune.add_argument("project_id", type=int)
+    prune.add_argument("--keep", type=int, required=True, help="newest versions to keep")
+    db_arg(prune)
 
     flags = sub.add_parser("flags", help="push kill switch, rollout and project overrides")
     flags_sub = flags.add_subparsers(dest="flags_command", required=True)
@@ -76,6 +86,9 @@ async def run(args: argparse.Namespace) -> int:
             if found is None:
                 raise SystemExit(f"no user {args.email!r}")
             print(await accounts.issue(found.id, "api", ttl=None, name=args.name))
+        elif args.command == "events":
+            through = await EventStore(engines).prune(args.project_id, args.keep)
+            print(json.dumps({"project": args.project_id, "pruned_through": through}))
         elif args.command == "flags":
             store = FlagStore(engines)
             if args.flags_command == "push":

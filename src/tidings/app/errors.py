@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -69,8 +70,26 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSON({"error": "internal", "detail": "internal error"}, 500)
+        return unexpected_response(request.method, request.url.path, exc)
+
+
+#: Seconds a client is asked to wait when the database is unreachable.
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+def unexpected_response(method: str, path: str, exc: BaseException) -> Response:
+    """503 when the database is unreachable (clients back off and retry); else 500."""
+    if isinstance(exc, OSError | TimeoutError) or (
+        isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError)
+    ):
+        log.warning("database unavailable on %s %s: %r", method, path, exc)
+        return JSON(
+            {"error": "unavailable", "detail": "the database is unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+        )
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return JSON({"error": "internal", "detail": "internal error"}, 500)
 
 
 class BodyLimit:

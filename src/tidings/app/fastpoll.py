@@ -12,7 +12,6 @@ turns it off; the API tests run both ways.
 
 from __future__ import annotations
 
-import logging
 import re
 from urllib.parse import parse_qsl
 
@@ -20,12 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tidings.app.errors import unexpected_response
 from tidings.app.polling import DEFAULT_LIMIT, MAX_LIMIT, MAX_POLL_PROJECTS, MAX_SINCE
 from tidings.app.routes.responses import JSON
 from tidings.app.services import Services
 from tidings.protocol.errors import BadRequest, TidingsError
-
-log = logging.getLogger(__name__)
 
 _EVENTS = re.compile(r"/api/projects/([0-9]{1,16})/events")
 MAX_PROJECT_ID = 2**53
@@ -83,7 +81,6 @@ class FastPoll:
                 response = await poller.respond_many(request, targets, limit)
         except TidingsError as exc:
             response = JSON(exc.body(), status_code=exc.status)
-        except Exception:
-            log.exception("unhandled error on GET %s", path)
-            response = JSON({"error": "internal", "detail": "internal error"}, status_code=500)
+        except Exception as exc:
+            response = unexpected_response("GET", path, exc)
         await response(scope, receive, send)

@@ -310,7 +310,7 @@ class BoardPage {
       this.userSlot,
       user.is_admin ? h("a", { class: "topbar-link", href: "/admin.html", "data-testid": "admin-link" }, "Admin") : null,
       h("span", { class: "user-name", "data-testid": "user-name" }, user.name),
-      h("button", { class: "btn btn-topbar", "data-testid": "sign-out", onclick: () => this.signOut() }, "Sign out"),
+      h("button", { class: "btn-topbar", "data-testid": "sign-out", onclick: () => this.signOut() }, "Sign out"),
     );
     if (projects.length === 0) {
       replace(this.main, h("div", { class: "empty-page" }, h("h1", {}, "No projects yet"), h("p", {}, "Ask a project owner to add you.")));

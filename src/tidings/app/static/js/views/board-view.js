@@ -165,22 +165,29 @@ export class BoardView {
           if (e.key === "Enter") this.actions.open(story.id);
         },
       },
+      h("span", { class: "card-type" }, icon(story.story_type, { size: 14, title: TYPE_NAMES[story.story_type] })),
       h(
-        "div",
-        { class: "card-main" },
-        h("span", { class: "card-type" }, icon(story.story_type, { size: 14, title: TYPE_NAMES[story.story_type] })),
-        story.estimate !== null && story.estimate !== undefined
-          ? h("span", { class: "card-estimate", title: `${story.estimate} points` }, String(story.estimate))
-          : null,
-        h("span", { class: "card-title", "data-testid": "story-title" }, story.title),
+        "span",
+        { class: `card-estimate${story.estimate === null || story.estimate === undefined ? " none" : ""}`, title: story.estimate === null || story.estimate === undefined ? "Unestimated" : `${story.estimate} points` },
+        story.estimate === null || story.estimate === undefined ? "" : String(story.estimate),
       ),
       h(
         "div",
-        { class: "card-meta" },
-        story.labels.map((label) => h("span", { class: "label" }, label)),
-        h("span", { class: "spacer" }),
-        story.tasks.length ? h("span", { class: "meta", title: "Tasks done" }, icon("tasks", { size: 12 }), `${tasksDone}/${story.tasks.length}`) : null,
-        story.comments.length ? h("span", { class: "meta", title: "Comments" }, icon("comment", { size: 12 }), String(story.comments.length)) : null,
+        { class: "card-body" },
+        h("span", { class: "card-title", "data-testid": "story-title" }, story.title),
+        story.labels.length || story.tasks.length || story.comments.length
+          ? h(
+              "div",
+              { class: "card-meta" },
+              story.labels.map((label) => h("span", { class: "label" }, label)),
+              story.tasks.length ? h("span", { class: "meta", title: "Tasks done" }, icon("tasks", { size: 11 }), `${tasksDone}/${story.tasks.length}`) : null,
+              story.comments.length ? h("span", { class: "meta", title: "Comments" }, icon("comment", { size: 11 }), String(story.comments.length)) : null,
+            )
+          : null,
+      ),
+      h(
+        "div",
+        { class: "card-side" },
         owner ? h("span", { class: "avatar", title: owner.name }, initials(owner.name)) : null,
         buttons,
       ),

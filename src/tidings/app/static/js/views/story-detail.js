@@ -138,7 +138,7 @@ export class StoryDetail {
       estimate: h(
         "select",
         { name: "estimate", disabled: ro, "data-testid": "detail-estimate" },
-        ESTIMATES.map((e) => h("option", { value: e === null ? "" : String(e), selected: e === story.estimate }, e === null ? "Unestimated" : `${e} points`)),
+        ESTIMATES.map((e) => h("option", { value: e === null ? "" : String(e), selected: e === story.estimate }, e === null ? "Unestimated" : `${e} point${e === 1 ? "" : "s"}`)),
       ),
       owner_id: h(
         "select",

@@ -1,0 +1,118 @@
+"""``tidings demo`` end to end: the README's main job, as a user runs it.
+
+A real demo process (SQLite, in-process broker, app and push server), a browser
+session over HTTP, a real WebSocket client: a change made by one user reaches
+another user's push connection as a poke, and the poll then returns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import free_port
+from tidings.app.seed import DEMO_PASSWORD
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    port, push_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tidings",
+            "demo",
+            "--port",
+            str(port),
+            "--push-port",
+            str(push_port),
+            "--db",
+            str(tmp_path / "demo.sqlite3"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                raise RuntimeError(f"demo did not start:\n{out}")
+            time.sleep(0.1)
+        yield base, f"ws://127.0.0.1:{push_port}/ws", proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def sign_in(base: str, email: str) -> tuple[httpx.AsyncClient, dict[str, str]]:
+    http = httpx.AsyncClient(base_url=base, timeout=10)
+    r = await http.post("/api/session", json={"email": email, "password": DEMO_PASSWORD})
+    assert r.status_code == 200, r.text
+    return http, {"X-Tidings-CSRF": r.json()["csrf_token"]}
+
+
+async def test_a_change_reaches_another_user_by_poke_then_poll(
+    demo: tuple[str, str, subprocess.Popen[bytes]],
+) -> None:
+    base, ws_url, _proc = demo
+    grace, grace_csrf = await sign_in(base, "grace@example.com")
+    ada, ada_csrf = await sign_in(base, "ada@example.com")
+    try:
+        project = (await grace.get("/api/me")).json()["projects"][0]
+        pid, version = project["id"], project["version"]
+        token = (await grace.post("/api/push/token", headers=grace_csrf)).json()["token"]
+        config = (await grace.get("/api/client-config")).json()
+        assert config["push"]["urls"]["ws"].endswith("/ws")
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(
+                json.dumps({"type": "subscribe", "token": token, "projects": {str(pid): version}})
+            )
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert hello["type"] == "subscribed" and hello["state"] == "ok"
+            sent = time.monotonic()
+            r = await ada.post(
+                f"/api/projects/{pid}/commands",
+                json={"command": {"type": "create_story", "title": "Made by Ada"}},
+                headers=ada_csrf,
+            )
+            assert r.status_code == 200, r.text
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if message["type"] == "poke":
+                    break
+            assert message["project"] == pid and message["version"] == version + 1
+            assert time.monotonic() - sent < 1.0
+        polled = (await grace.get(f"/api/projects/{pid}/events?since={version}")).json()
+        assert [e["data"]["story"]["title"] for e in polled["events"]] == ["Made by Ada"]
+        # The viewer reads but cannot write.
+        linus, linus_csrf = await sign_in(base, "linus@example.com")
+        r = await linus.post(
+            f"/api/projects/{pid}/commands",
+            json={"command": {"type": "create_story", "title": "nope"}},
+            headers=linus_csrf,
+        )
+        assert r.status_code == 403
+        await linus.aclose()
+    finally:
+        await grace.aclose()
+        await ada.aclose()
