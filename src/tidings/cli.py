@@ -7,6 +7,10 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
+from tidings.app.admin_cli import add_arguments as admin_arguments
+from tidings.client.watch import add_arguments as watch_arguments
+from tidings.push.main import add_arguments as push_arguments
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -25,7 +29,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from tidings.push.main import run
 
-    return run(args)
+    return int(run(args))
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -66,25 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--db", default=None, help="database URL (default: TIDINGS_DATABASE_URL)")
     app.set_defaults(handler=_app)
 
-    try:
-        from tidings.push.main import add_arguments as push_arguments
-    except ImportError:  # pragma: no cover - the push server is optional in a slim install
-        push_arguments = None
-    if push_arguments is not None:
-        push = sub.add_parser("push", help="a push server (REDIS_URL, TIDINGS_PUSH_KEYS)")
-        push_arguments(push)
-        push.set_defaults(handler=_push)
+    push = sub.add_parser("push", help="a push server (REDIS_URL, TIDINGS_PUSH_KEYS)")
+    push_arguments(push)
+    push.set_defaults(handler=_push)
 
-    try:
-        from tidings.client.watch import add_arguments as watch_arguments
-    except ImportError:  # pragma: no cover
-        watch_arguments = None
-    if watch_arguments is not None:
-        watch = sub.add_parser("watch", help="print a project's changes live")
-        watch_arguments(watch)
-        watch.set_defaults(handler=_watch)
-
-    from tidings.app.admin_cli import add_arguments as admin_arguments
+    watch = sub.add_parser("watch", help="print a project's changes live")
+    watch_arguments(watch)
+    watch.set_defaults(handler=_watch)
 
     admin_arguments(sub, _admin)
     return parser

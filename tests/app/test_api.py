@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from tests.app.conftest import PASSWORD, Stack, StackFactory
-from tidings.store.accounts import User
 from tidings.protocol.advice import ADVICE_HEADER, VERSION_HEADER, Advice
+from tidings.store.accounts import User
 
 
 async def make_project(stack: Stack) -> dict[str, Any]:

@@ -122,3 +122,34 @@ def test_rollout_is_stable_and_roughly_proportional() -> None:
     assert chosen == [u for u in range(10_000) if rollout_bucket(u) < 30]
     assert not push_on(PushFlags(enabled=False, projects={1: True}), 5, 1)
     assert push_on(PushFlags(rollout_percent=0, projects={1: True}), 5, 1)
+
+
+async def test_admin_stats_show_the_app_and_push_servers_heard_on_the_control_channel(
+    make_stack: StackFactory, sqlite_url: str, redis_url: str
+) -> None:
+    import redis.asyncio as redis
+
+    from tidings.protocol.channels import CONTROL_CHANNEL
+    from tidings.protocol.control import push_stats
+
+    stack = await make_stack(sqlite_url, redis_url=redis_url)
+    _admin, admin_token = await stack.user("admin@x.io", admin=True)
+    _user, user_token = await stack.user("user@x.io")
+    server = f"test-{time.time_ns()}"
+    figures = {"state": "ok", "connections": {"ws": 3, "sse": 1}, "counters": {"pokes_sent": 9}}
+    client = redis.Redis.from_url(redis_url)
+    try:
+        async with stack.client(admin_token) as http, stack.client(user_token) as user:
+            assert (await user.get("/api/admin/stats")).status_code == 403
+            for _ in range(50):  # the app's control subscription comes up asynchronously
+                await client.publish(CONTROL_CHANNEL, push_stats(server, time.time(), figures))
+                await asyncio.sleep(0.1)
+                body = (await http.get("/api/admin/stats")).json()
+                mine = [s for s in body["push_servers"] if s["id"] == server]
+                if mine:
+                    break
+            assert mine and mine[0]["connections"] == {"ws": 3, "sse": 1}
+            assert mine[0]["counters"] == {"pokes_sent": 9}
+            assert body["app"]["counters"]["pokes_published"] >= 0
+    finally:
+        await client.aclose()

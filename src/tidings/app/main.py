@@ -18,6 +18,7 @@ from tidings import __version__
 from tidings.app import errors
 from tidings.app.auth import Authenticator
 from tidings.app.fastpoll import FastPoll
+from tidings.app.fleet import PushFleet
 from tidings.app.metrics import Metrics
 from tidings.app.polling import Poller
 from tidings.app.publisher import PokePublisher
@@ -26,9 +27,10 @@ from tidings.app.routes import admin, ops, poll, projects, push, session, teleme
 from tidings.app.services import Services
 from tidings.app.settings import AppSettings
 from tidings.app.versions import MembershipCache, VersionCache
-from tidings.broker.base import Publisher
+from tidings.broker.base import Publisher, Subscriber
 from tidings.broker.memory import MemoryBroker
 from tidings.broker.redis_publisher import RedisPublisher
+from tidings.broker.redis_subscriber import RedisSubscriber
 from tidings.store import migrate
 from tidings.store.accounts import Accounts
 from tidings.store.engine import create_engines
@@ -55,6 +57,15 @@ def build_services(
             if settings.redis_url
             else MemoryBroker()
         )
+    control: Subscriber
+    if isinstance(broker, MemoryBroker):
+        control = broker.subscriber()
+    elif settings.redis_url:
+        control = RedisSubscriber(
+            settings.redis_url, sharded=settings.redis_sharded, client_name="tidings-app"
+        )
+    else:  # pragma: no cover - a custom broker without a subscriber side
+        control = MemoryBroker().subscriber()
     versions = VersionCache(store, broker, metrics, shared=settings.redis_url is not None)
     flags = FlagStore(engines)
     services = Services(
@@ -71,6 +82,7 @@ def build_services(
         pokes=PokePublisher(broker, versions, metrics, full_push=settings.full_push),
         metrics=metrics,
         login_limiter=LoginLimiter(),
+        fleet=PushFleet(control),
     )
     services.poller = Poller(services)
     return services
@@ -84,9 +96,11 @@ def create_app(settings: AppSettings, *, services: Services | None = None) -> Fa
         if settings.migrate:
             await migrate.upgrade(services.engines)
         services.pokes.start()
+        services.fleet.start()
         try:
             yield
         finally:
+            await services.fleet.close()
             await services.pokes.close()
             await services.broker.close()
             await services.engines.dispose()

@@ -4,6 +4,8 @@ so tests and the demo can run several apps in one process).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 
@@ -61,3 +63,42 @@ class Metrics:
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counter values by metric and label, plus staleness quantiles by ``via``
+        (the upper bound of the bucket holding the quantile: coarse but honest)."""
+        counters: dict[str, Any] = {}
+        staleness: dict[str, dict[str, float | None]] = {}
+        for family in self.registry.collect():
+            if family.type == "counter":
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        label = next(iter(sample.labels.values()), None)
+                        name = family.name.removeprefix("tidings_")
+                        if label is None:
+                            counters[name] = sample.value
+                        else:
+                            counters.setdefault(name, {})[label] = sample.value
+            elif family.name == "tidings_client_staleness_seconds":
+                buckets: dict[str, list[tuple[float, float]]] = {}
+                for sample in family.samples:
+                    if sample.name.endswith("_bucket"):
+                        bound = float(sample.labels["le"])
+                        buckets.setdefault(sample.labels["via"], []).append((bound, sample.value))
+                for via, rows in buckets.items():
+                    staleness[via] = {
+                        "count": rows[-1][1],
+                        "p50": _quantile(rows, 0.5),
+                        "p99": _quantile(rows, 0.99),
+                    }
+        return {"counters": counters, "staleness_seconds": staleness}
+
+
+def _quantile(cumulative: list[tuple[float, float]], q: float) -> float | None:
+    total = cumulative[-1][1] if cumulative else 0
+    if not total:
+        return None
+    for bound, count in cumulative:
+        if count >= q * total:
+            return bound
+    return None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from tidings.app.auth import Authenticator
+from tidings.app.fleet import PushFleet
 from tidings.app.metrics import Metrics
 from tidings.app.publisher import PokePublisher
 from tidings.app.ratelimit import LoginLimiter
@@ -39,6 +40,7 @@ class Services:
     pokes: PokePublisher
     metrics: Metrics
     login_limiter: LoginLimiter
+    fleet: PushFleet
     poller: Poller = field(init=False)
 
     def advice(self, flags: PushFlags, user_id: int, project_id: int | None = None) -> Advice:

@@ -35,8 +35,19 @@ class Counters:
     )
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        self.broker_invalid = 0
+        self.broker_reconnects = 0
+        self.connections_refused = 0
+        self.heartbeats_sent = 0
+        self.pokes_coalesced = 0
+        self.pokes_dropped = 0
+        self.pokes_received = 0
+        self.pokes_sent = 0
+        self.pokes_stale = 0
+        self.recovery_pokes = 0
+        self.slow_closes = 0
+        self.token_expiries = 0
+        self.version_reads_failed = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: int(getattr(self, name)) for name in self.__slots__}

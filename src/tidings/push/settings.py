@@ -19,7 +19,7 @@ class PushSettings:
     heartbeat_interval: float = HEARTBEAT_INTERVAL
 
     #: ``token_expiring`` is sent this many seconds before the token's ``exp``;
-    #: at ``exp`` the connection is closed with 4401.
+    #: at ``exp`` + the verifier's leeway (5 s) the connection is closed with 4401.
     token_warning: float = 60.0
 
     #: Per-connection send buffer (asyncio write-buffer high-water mark), bytes.
@@ -74,6 +74,10 @@ class PushSettings:
 
     #: Seconds between link heartbeats published on the control channel.
     link_heartbeat_interval: float = 1.0
+
+    #: Seconds between this server's figures published on the control channel
+    #: (the app's admin page shows them; 0 turns them off).
+    stats_interval: float = 5.0
 
     #: Without our own link heartbeat for this long the broker link is deaf: state
     #: ``degraded`` (clients told at once, ``/readyz`` fails).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -41,3 +42,17 @@ async def put_flags(body: FlagsUpdate, request: Request, s: Svc) -> Response:
         await s.flags.set(f"{PROJECT_PREFIX}{int(project)}", value)
     s.flag_cache.invalidate()
     return JSON((await s.flags.load()).to_json())
+
+
+@router.get("/stats", responses=errors(401, 403))
+async def stats(request: Request, s: Svc) -> Response:
+    """The app's counters and every push server's latest figures, for the admin page."""
+    await require_admin(request, s)
+    return JSON(
+        {
+            "ts": time.time(),
+            "app": s.metrics.snapshot(),
+            "push_servers": s.fleet.servers(),
+            "control_link": s.fleet.link_up,
+        }
+    )

@@ -64,6 +64,7 @@ export class StoryDetail {
     } else {
       this.changedNote.hidden = false;
     }
+    this.refreshSave();
     this.renderComments(story);
     this.renderTasks(story);
   }
@@ -74,6 +75,11 @@ export class StoryDetail {
     if (!story) return;
     this.formVersion = this.model.version;
     this.shownUpdatedAt = story.updated_at;
+    this.refreshSave();
+  }
+
+  refreshSave() {
+    if (this.saveButton) this.saveButton.disabled = !this.isDirty();
   }
 
   closeButton() {
@@ -163,9 +169,8 @@ export class StoryDetail {
       this.changedNote,
       this.writable ? h("div", { class: "detail-actions" }, this.deleteControl(story), h("span", { class: "spacer" }), save) : null,
     );
-    form.addEventListener("input", () => {
-      save.disabled = !this.isDirty();
-    });
+    this.saveButton = save;
+    form.addEventListener("input", () => this.refreshSave());
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       const changes = this.changes();

@@ -1,0 +1,463 @@
+"""The push hub: who watches which project, what each connection still needs, and when.
+
+Sans-I/O: it opens no socket and reads no clock. Transports subclass :class:`Conn`
+(they frame and write bytes); the server feeds the hub broker pokes, version reads
+and ``tick(now)``, and carries out its broker requests (:class:`BrokerPort`).
+Tests drive it with plain calls and a fake clock (tests/push/test_hub.py).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from tidings.protocol import push
+from tidings.protocol.errors import CloseCode, Forbidden, Unavailable
+from tidings.protocol.poke import Poke
+from tidings.protocol.push import ServerState
+from tidings.protocol.tokens import LEEWAY_SECONDS, KeyRing, PushClaims, verify_push_token
+from tidings.push.metrics import Counters
+from tidings.push.settings import PushSettings
+
+#: Key under which a paused connection keeps its latest state message (heartbeat,
+#: drain, token warning) among its pending pokes; project ids are positive.
+STATE_KEY = 0
+
+
+class Message:
+    """One server->client JSON message, encoded once and shared by every connection.
+
+    Each transport frames it once too, caching the frame in ``frames`` under its
+    own key, so a poke to 10,000 WebSockets is one encode, one framing and
+    10,000 writes of the same bytes.
+    """
+
+    __slots__ = ("data", "frames")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.frames: dict[object, bytes] = {}
+
+
+#: Attribute slots of :class:`Conn`. ``Conn`` itself declares no slots so that a
+#: transport can inherit from both ``Conn`` and its ``asyncio.Protocol`` base
+#: and still be one compact object: concrete classes declare
+#: ``__slots__ = CONN_SLOTS + (their own,)``.
+CONN_SLOTS = (
+    "user",
+    "versions",
+    "pending",
+    "paused_since",
+    "expires_at",
+    "token_exp",
+    "warned",
+    "drain_at",
+    "deadline",
+    "attached",
+)
+
+
+class Conn:
+    """A client connection as the hub sees it; transports implement write and close.
+
+    ``versions`` maps each watched project to the newest version the client has
+    (said it holds, or been sent/queued); ``pending`` holds, while the transport
+    is paused, only the latest message per project (coalescing).
+    """
+
+    # The checker needs the names to accept the assignments below; at run time the
+    # concrete transport class owns them (see CONN_SLOTS).
+    if TYPE_CHECKING:
+        __slots__ = CONN_SLOTS
+    else:
+        __slots__ = ()
+
+    #: Transport name, for the connections-by-transport metric.
+    kind: ClassVar[str] = "conn"
+
+    user: int | None
+    versions: dict[int, int]
+    pending: dict[int, Message] | None
+    paused_since: float | None
+    expires_at: float
+    token_exp: float
+    warned: bool
+    drain_at: float | None
+    deadline: float | None
+    attached: bool
+
+    def init_conn(self) -> None:
+        self.user = None
+        self.versions = {}
+        self.pending = None
+        self.paused_since = None
+        self.expires_at = 0.0
+        self.token_exp = 0.0
+        self.warned = False
+        self.drain_at = None
+        self.deadline = None
+        self.attached = False
+
+    def write(self, msg: Message) -> None:
+        """Frame ``msg`` (once per message, see :class:`Message`) and write it now."""
+        raise NotImplementedError
+
+    def close(self, code: int, reason: str) -> None:
+        """Close with a close code and reason; the hub has already forgotten this connection."""
+        raise NotImplementedError
+
+
+def _since(conn: Conn, now: float) -> float:
+    return now if conn.paused_since is None else conn.paused_since
+
+
+class BrokerPort(Protocol):
+    """What the hub asks of the broker side; the server carries it out asynchronously."""
+
+    def subscribe(self, project: int) -> None: ...
+
+    def unsubscribe(self, project: int) -> None: ...
+
+    def check_versions(self, projects: Iterable[int]) -> None:
+        """Read these projects' version keys soon and call :meth:`Hub.on_versions`."""
+
+
+class Hub:
+    def __init__(
+        self,
+        settings: PushSettings,
+        keys: KeyRing,
+        broker: BrokerPort,
+        *,
+        now: float,
+        counters: Counters | None = None,
+        state: ServerState = ServerState.OK,
+    ) -> None:
+        self.settings = settings
+        self.counters = counters if counters is not None else Counters()
+        self._keys = keys
+        self._broker = broker
+        self._state = state
+        self._subs: dict[int, set[Conn]] = {}
+        #: Newest version seen on the broker per watched project, and its message.
+        self._known: dict[int, int] = {}
+        self._last: dict[int, Message] = {}
+        self._conns: set[Conn] = set()
+        self._stalled: set[Conn] = set()
+        self._timers: list[tuple[float, int, Conn]] = []
+        self._seq = itertools.count()
+        self._next_heartbeat = now + settings.heartbeat_interval
+        self.connections: dict[str, int] = {}
+
+    # -- state -------------------------------------------------------------
+
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    @property
+    def draining(self) -> bool:
+        return self._state is ServerState.DRAINING
+
+    def set_state(self, state: ServerState, now: float) -> None:
+        """Link health changed: tell every client at once. Draining is final."""
+        if self._state is ServerState.DRAINING or state is self._state:
+            return
+        self._state = state
+        self._heartbeat(now)
+
+    def subscribed_projects(self) -> int:
+        return len(self._subs)
+
+    def watchers(self, project: int) -> int:
+        return len(self._subs.get(project, ()))
+
+    def known_version(self, project: int) -> int | None:
+        return self._known.get(project)
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    def __iter__(self) -> Iterator[Conn]:
+        """A snapshot of the attached connections (for operations and tests)."""
+        return iter(list(self._conns))
+
+    # -- connections -------------------------------------------------------
+
+    def attach(self, conn: Conn, now: float) -> None:
+        """A transport connection opened; it gets heartbeats and, later, a drain."""
+        if self.draining:
+            raise Unavailable("server is draining")
+        conn.init_conn()
+        conn.attached = True
+        self._conns.add(conn)
+        self.connections[conn.kind] = self.connections.get(conn.kind, 0) + 1
+
+    def detach(self, conn: Conn) -> None:
+        """Forget a connection (closed by either side); idempotent."""
+        if not conn.attached:
+            return
+        conn.attached = False
+        for project in conn.versions:
+            self._unwatch_project(conn, project)
+        conn.versions = {}
+        conn.pending = None
+        conn.deadline = None
+        self._conns.discard(conn)
+        self._stalled.discard(conn)
+        self.connections[conn.kind] -= 1
+
+    def authorize(self, token: str, projects: Iterable[int], wall: float) -> PushClaims:
+        """Verify the token and that it names every project asked for (BadToken, Forbidden)."""
+        claims = verify_push_token(self._keys, token, now=wall)
+        denied = sorted(p for p in projects if p not in claims.projects)
+        if denied:
+            raise Forbidden("the token does not name these projects", projects=denied)
+        return claims
+
+    def subscribe(
+        self,
+        conn: Conn,
+        claims: PushClaims,
+        projects: Mapping[int, int],
+        now: float,
+        wall: float,
+        *,
+        refresh: bool = False,
+    ) -> None:
+        """Start (or, on ``refresh``, extend) watching ``projects`` from the versions held.
+
+        ``subscribe`` replaces the watched set; ``refresh`` replaces the token,
+        keeps the projects it still names and adds ``projects``. Either way the
+        client is answered with ``subscribed`` and then poked at once for every
+        project known to be newer than what it holds (recovery without history).
+        """
+        if not conn.attached:
+            return
+        if self.draining:
+            raise Unavailable("server is draining")
+        if conn.user is not None and conn.user != claims.user:
+            raise Forbidden("the token is for another user")
+        if refresh:
+            dropped = [p for p in conn.versions if p not in claims.projects]
+        else:
+            dropped = [p for p in conn.versions if p not in projects]
+        for project in dropped:
+            del conn.versions[project]
+            self._unwatch_project(conn, project)
+        for project, held in projects.items():
+            if project not in conn.versions:
+                subs = self._subs.get(project)
+                if subs is None:
+                    subs = self._subs[project] = set()
+                    self._broker.subscribe(project)
+                subs.add(conn)
+            conn.versions[project] = held
+        conn.user = claims.user
+        conn.token_exp = claims.expires_at
+        conn.expires_at = now + (claims.expires_at - wall)
+        conn.warned = False
+        answer = {p: max(v, self._known.get(p, -1)) for p, v in conn.versions.items()}
+        hello = push.subscribed(answer, self._state, self.settings.heartbeat_interval)
+        self._send(conn, STATE_KEY, Message(hello))
+        recovered = 0
+        for project, held in projects.items():
+            known = self._known.get(project)
+            if known is not None and known > held:
+                conn.versions[project] = known
+                self._send(conn, project, self._last[project])
+                recovered += 1
+        self.counters.recovery_pokes += recovered
+        self.counters.pokes_sent += recovered
+        if projects:
+            self._broker.check_versions(projects)
+        self._schedule(conn)
+
+    def _unwatch_project(self, conn: Conn, project: int) -> None:
+        subs = self._subs.get(project)
+        if subs is None:
+            return
+        subs.discard(conn)
+        if conn.pending is not None:
+            conn.pending.pop(project, None)
+        if not subs:
+            del self._subs[project]
+            self._known.pop(project, None)
+            self._last.pop(project, None)
+            self._broker.unsubscribe(project)
+
+    # -- the broker side ---------------------------------------------------
+
+    def on_poke(self, poke: Poke) -> None:
+        """A poke from the broker: forward it, once, to every watcher that lacks it."""
+        self.counters.pokes_received += 1
+        project, version = poke.project, poke.version
+        if project not in self._subs:
+            return
+        if version <= self._known.get(project, -1):
+            self.counters.pokes_stale += 1
+            return
+        if poke.events is not None and not self.settings.forward_events:
+            poke = Poke(project, version, poke.ts)
+        msg = Message(push.poke(poke))
+        self._known[project] = version
+        self._last[project] = msg
+        self.counters.pokes_sent += self._fanout(project, version, msg)
+
+    def on_versions(self, versions: Mapping[int, int], wall: float) -> None:
+        """Version keys read back: poke every watcher behind them.
+
+        The broker poke for such a version was missed (link down, deaf, or the
+        subscribe raced a publish), so the poke is made here, without events
+        and with ``ts`` = ``wall``, the time the version was learned.
+        """
+        for project, version in versions.items():
+            if project not in self._subs or version <= self._known.get(project, -1):
+                continue
+            msg = Message(push.poke(Poke(project, version, wall)))
+            self._known[project] = version
+            self._last[project] = msg
+            sent = self._fanout(project, version, msg)
+            self.counters.recovery_pokes += sent
+            self.counters.pokes_sent += sent
+
+    def recheck_all(self) -> None:
+        """After the link was down or deaf: compare every watched project with its key."""
+        if self._subs:
+            self._broker.check_versions(list(self._subs))
+
+    def _fanout(self, project: int, version: int, msg: Message) -> int:
+        # The per-poke hot path: one dict lookup and one write per connection.
+        sent = 0
+        for conn in self._subs[project]:
+            versions = conn.versions
+            if versions[project] >= version:
+                continue
+            versions[project] = version
+            if conn.paused_since is None:
+                conn.write(msg)
+                sent += 1
+            else:
+                self._queue(conn, project, msg)
+        return sent
+
+    # -- flow control ------------------------------------------------------
+
+    def _send(self, conn: Conn, key: int, msg: Message) -> None:
+        if conn.paused_since is None:
+            conn.write(msg)
+        else:
+            self._queue(conn, key, msg)
+
+    def _queue(self, conn: Conn, key: int, msg: Message) -> None:
+        pending = conn.pending
+        if pending is None:
+            conn.pending = {key: msg}
+            return
+        if key in pending and key != STATE_KEY:
+            self.counters.pokes_coalesced += 1
+        pending[key] = msg
+
+    def paused(self, conn: Conn, now: float) -> None:
+        """The transport's send buffer passed ``send_buffer_bytes``: queue, latest only."""
+        if conn.attached and conn.paused_since is None:
+            conn.paused_since = now
+            self._stalled.add(conn)
+
+    def resumed(self, conn: Conn) -> None:
+        """The send buffer drained: write what is pending (the latest per project)."""
+        if not conn.attached or conn.paused_since is None:
+            return
+        conn.paused_since = None
+        self._stalled.discard(conn)
+        pending, conn.pending = conn.pending, None
+        if not pending:
+            return
+        for key, msg in pending.items():
+            if conn.paused_since is not None or not conn.attached:
+                # Paused again mid-flush: keep the rest for the next resume.
+                if conn.attached:
+                    self._queue(conn, key, msg)
+                continue
+            conn.write(msg)
+            if key != STATE_KEY:
+                self.counters.pokes_sent += 1
+
+    # -- time --------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Heartbeats, token warnings and expiries, drain closes, slow consumers."""
+        if now >= self._next_heartbeat:
+            self._heartbeat(now)
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            when, _, conn = heapq.heappop(timers)
+            if conn.attached and conn.deadline == when:
+                conn.deadline = None
+                self._due(conn, now)
+        if len(timers) > 2 * len(self._conns) + 64:
+            # Entries of closed or rescheduled connections: drop them in one pass.
+            self._timers = [t for t in timers if t[2].attached and t[2].deadline == t[0]]
+            heapq.heapify(self._timers)
+        limit = self.settings.slow_consumer_timeout
+        for conn in [c for c in self._stalled if now - _since(c, now) >= limit]:
+            self.counters.slow_closes += 1
+            self.counters.pokes_dropped += sum(1 for k in conn.pending or () if k != STATE_KEY)
+            self._close(conn, CloseCode.SLOW_CONSUMER, f"send buffer full for {limit:g} s")
+
+    def _heartbeat(self, now: float) -> None:
+        self._next_heartbeat = now + self.settings.heartbeat_interval
+        self.counters.heartbeats_sent += 1
+        msg = Message(push.heartbeat(self._state))
+        for conn in self._conns:
+            self._send(conn, STATE_KEY, msg)
+
+    def _due(self, conn: Conn, now: float) -> None:
+        if conn.drain_at is not None and conn.drain_at <= now:
+            self._close(conn, CloseCode.GOING_AWAY, "server draining: reconnect")
+            return
+        if conn.user is not None:
+            if conn.expires_at + LEEWAY_SECONDS <= now:
+                self.counters.token_expiries += 1
+                self._close(conn, CloseCode.UNAUTHORIZED, "token expired")
+                return
+            if not conn.warned and conn.expires_at - self.settings.token_warning <= now:
+                conn.warned = True
+                self._send(conn, STATE_KEY, Message(push.token_expiring(conn.token_exp)))
+        self._schedule(conn)
+
+    def _schedule(self, conn: Conn) -> None:
+        """Keep one live timer per connection, at its next deadline."""
+        deadline = conn.drain_at
+        if conn.user is not None:
+            if conn.warned:
+                at = conn.expires_at + LEEWAY_SECONDS
+            else:
+                at = conn.expires_at - self.settings.token_warning
+            deadline = at if deadline is None else min(deadline, at)
+        if deadline is None or deadline == conn.deadline:
+            return
+        conn.deadline = deadline
+        heapq.heappush(self._timers, (deadline, next(self._seq), conn))
+
+    def _close(self, conn: Conn, code: int, reason: str) -> None:
+        self.detach(conn)
+        conn.close(code, reason)
+
+    # -- draining ----------------------------------------------------------
+
+    def drain(self, now: float, window: float, rand: Callable[[], float]) -> None:
+        """Tell every client to reconnect after a delay uniform in [0, window), and
+        close each connection when its delay ends, so reconnects spread evenly."""
+        self._state = ServerState.DRAINING
+        for conn in list(self._conns):
+            delay = window * rand()
+            conn.drain_at = now + delay
+            self._send(conn, STATE_KEY, Message(push.drain(delay)))
+            self._schedule(conn)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for conn in list(self._conns):
+            self._close(conn, code, reason)

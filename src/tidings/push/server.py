@@ -1,0 +1,367 @@
+"""A push server: one port, three transports, one hub, one broker link.
+
+Composition only: it builds the hub and the context, routes requests, drives the
+hub's clock, watches the broker link with its own heartbeats and carries out
+version reads. Protocol rules live in hub.py, wsframe.py and the transports.
+Embedding: ``await PushServer(settings, subscriber, keys).start(host, port)``
+(``tidings demo`` on the in-process broker, ``tidings push`` on Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import random
+import secrets
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+from tidings.broker.base import Subscriber
+from tidings.protocol import control
+from tidings.protocol.channels import CONTROL_CHANNEL, project_channel, project_of_channel
+from tidings.protocol.errors import BadMessage, CloseCode, NotFound
+from tidings.protocol.poke import decode_poke
+from tidings.protocol.push import ServerState
+from tidings.protocol.tokens import KeyRing
+from tidings.push import metrics, sse, websocket
+from tidings.push.context import PushContext
+from tidings.push.http import HttpConnection, HttpHandler, HttpHandlerFactory, Request
+from tidings.push.hub import Hub
+from tidings.push.link import LinkMonitor
+from tidings.push.logs import emit
+from tidings.push.settings import PushSettings
+
+log = logging.getLogger("tidings.push")
+
+#: Where a plugged-in Socket.IO transport is mounted (see http.py).
+SOCKETIO_PREFIX = "/socket.io/"
+
+
+class _BrokerPort:
+    """The hub's broker requests, carried out on the event loop."""
+
+    def __init__(self, server: PushServer) -> None:
+        self._server = server
+
+    def subscribe(self, project: int) -> None:
+        self._server.subscriber.subscribe(project_channel(project))
+
+    def unsubscribe(self, project: int) -> None:
+        self._server.subscriber.unsubscribe(project_channel(project))
+
+    def check_versions(self, projects: Iterable[int]) -> None:
+        self._server.want_versions(projects)
+
+
+class PushServer:
+    def __init__(self, settings: PushSettings, subscriber: Subscriber, keys: KeyRing) -> None:
+        self.settings = settings
+        self.subscriber = subscriber
+        self.keys = keys
+        self.server_id = secrets.token_hex(6)
+        self.counters = metrics.Counters()
+        #: The bound port (after ``start``; 0 asks the OS to pick one).
+        self.port = 0
+        self._mounts: dict[str, HttpHandlerFactory] = {}
+        self._handlers: list[tuple[str, HttpHandler]] = []
+        self._hub: Hub | None = None
+        self._ctx: PushContext | None = None
+        self._link: LinkMonitor | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._wanted: set[int] = set()
+        self._wanted_event = asyncio.Event()
+        self._drained: asyncio.Event | None = None
+        self._link_ups = 0
+        self._closed = False
+        self._registry = metrics.registry(self.counters, self._gauges())
+        self._mount_socketio()
+
+    # -- wiring --------------------------------------------------------------
+
+    def mount(self, prefix: str, factory: HttpHandlerFactory) -> None:
+        """Route every path under ``prefix`` to a plugged-in transport (before ``start``)."""
+        self._mounts[prefix] = factory
+
+    def _mount_socketio(self) -> None:
+        try:
+            sio = importlib.import_module("tidings.push.sio")
+        except ImportError:
+            return
+        factory = getattr(sio, "http_handler", None)
+        if callable(factory):
+            self.mount(SOCKETIO_PREFIX, factory)
+
+    @property
+    def hub(self) -> Hub:
+        assert self._hub is not None, "start() first"
+        return self._hub
+
+    @property
+    def context(self) -> PushContext:
+        assert self._ctx is not None, "start() first"
+        return self._ctx
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._hub = Hub(
+            self.settings,
+            self.keys,
+            _BrokerPort(self),
+            now=now,
+            counters=self.counters,
+            state=ServerState.DEGRADED,
+        )
+        self._link = LinkMonitor(self.settings.link_deaf_after, now)
+        self._ctx = PushContext(self.settings, self._hub, loop, self.counters, self._route)
+        self._handlers = [(prefix, factory(self._ctx)) for prefix, factory in self._mounts.items()]
+        ctx = self._ctx
+        self._server = await loop.create_server(
+            lambda: HttpConnection(ctx),
+            host,
+            port,
+            reuse_port=reuse_port or None,
+            backlog=4096,
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        self.subscriber.subscribe(CONTROL_CHANNEL)
+        self.subscriber.start(self._on_message, self._on_link)
+        self._tasks = [
+            loop.create_task(self._ticker(), name="tidings-push-tick"),
+            loop.create_task(self._version_reader(), name="tidings-push-versions"),
+        ]
+        emit(log, logging.INFO, "push_started", host=host, port=self.port, server=self.server_id)
+
+    # -- routing -------------------------------------------------------------
+
+    def _route(self, request: Request, conn: HttpConnection) -> None:
+        path = request.path
+        if path == "/ws":
+            websocket.accept(self.context, request, conn)
+        elif path == "/sse":
+            sse.accept(self.context, request, conn)
+        elif path == "/healthz":
+            conn.respond_json(200, {"status": "ok"})
+        elif path == "/readyz":
+            state = self.hub.state
+            ready = state is ServerState.OK and self.context.accepting
+            conn.respond_json(200 if ready else 503, {"status": state.value})
+        elif path == "/metrics":
+            conn.respond(
+                200,
+                metrics.render(self._registry),
+                content_type="text/plain; version=0.0.4; charset=utf-8",
+            )
+        else:
+            for prefix, handler in self._handlers:
+                if path.startswith(prefix) or path == prefix.rstrip("/"):
+                    handler.handle(request, conn)
+                    return
+            conn.refuse(NotFound(f"no route for {path}"))
+
+    # -- broker --------------------------------------------------------------
+
+    def _on_message(self, channel: str, data: bytes) -> None:
+        hub = self._hub
+        if hub is None:
+            return
+        if channel == CONTROL_CHANNEL:
+            beat = control.parse_link_heartbeat(data)
+            if beat is not None and beat[0] == self.server_id and self._link is not None:
+                self._link.heard(self.context.now())
+                self._judge_link()
+            return
+        project = project_of_channel(channel)
+        try:
+            poke = decode_poke(data)
+            if poke.project != project:
+                raise BadMessage("poke for another project's channel")
+        except BadMessage as exc:
+            self.counters.broker_invalid += 1
+            emit(log, logging.WARNING, "broker_invalid", channel=channel, detail=exc.detail)
+            return
+        hub.on_poke(poke)
+
+    def _on_link(self, up: bool) -> None:
+        if self._link is None:
+            return
+        if up:
+            self._link_ups += 1
+            if self._link_ups > 1:
+                self.counters.broker_reconnects += 1
+        emit(log, logging.INFO if up else logging.WARNING, "broker_link", up=up)
+        self._link.link(up, self.context.now())
+        self._judge_link()
+
+    def _judge_link(self) -> None:
+        """Degraded while the link is down or deaf; on recovery re-check every project."""
+        hub, link = self.hub, self._link
+        assert link is not None
+        now = self.context.now()
+        target = ServerState.OK if link.healthy(now) else ServerState.DEGRADED
+        if hub.draining or hub.state is target:
+            return
+        hub.set_state(target, now)
+        emit(
+            log,
+            logging.WARNING if target is ServerState.DEGRADED else logging.INFO,
+            "push_state",
+            state=target.value,
+            heartbeat_age=link.age(now),
+        )
+        if target is ServerState.OK:
+            hub.recheck_all()
+
+    def want_versions(self, projects: Iterable[int]) -> None:
+        self._wanted.update(projects)
+        self._wanted_event.set()
+
+    async def _version_reader(self) -> None:
+        """Batch version-key reads (recovery) into a few MGETs, each with a timeout."""
+        settings = self.settings
+        while True:
+            await self._wanted_event.wait()
+            await asyncio.sleep(settings.recheck_delay)
+            self._wanted_event.clear()
+            wanted, self._wanted = sorted(self._wanted), set()
+            for i in range(0, len(wanted), settings.recheck_batch):
+                chunk = wanted[i : i + settings.recheck_batch]
+                try:
+                    async with asyncio.timeout(settings.broker_timeout):
+                        versions = await self.subscriber.get_versions(chunk)
+                except Exception as exc:
+                    # The link judge re-checks everything once the broker is back.
+                    self.counters.version_reads_failed += 1
+                    emit(log, logging.WARNING, "version_read_failed", error=repr(exc))
+                    continue
+                self.hub.on_versions(versions, self.context.wall())
+
+    async def _publish_heartbeat(self, seq: int) -> None:
+        try:
+            async with asyncio.timeout(self.settings.broker_timeout):
+                await self.subscriber.publish(
+                    CONTROL_CHANNEL, control.link_heartbeat(self.server_id, seq)
+                )
+        except Exception as exc:
+            emit(log, logging.DEBUG, "link_heartbeat_failed", error=repr(exc))
+
+    def stats(self) -> dict[str, Any]:
+        """This server's figures, as published in ``push_stats`` (protocol/control.py)."""
+        gauges = self._gauges()
+        return {
+            "state": gauges.state(),
+            "connections": gauges.connections(),
+            "subscribed_projects": gauges.subscribed_projects(),
+            "heartbeat_age": round(gauges.heartbeat_age(), 3),
+            "draining": gauges.draining(),
+            "counters": self.counters.as_dict(),
+        }
+
+    async def _publish_stats(self) -> None:
+        try:
+            async with asyncio.timeout(self.settings.broker_timeout):
+                await self.subscriber.publish(
+                    CONTROL_CHANNEL,
+                    control.push_stats(self.server_id, self.context.wall(), self.stats()),
+                )
+        except Exception as exc:
+            emit(log, logging.DEBUG, "push_stats_failed", error=repr(exc))
+
+    def _background_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _ticker(self) -> None:
+        """The hub's clock, the link heartbeat every ``link_heartbeat_interval`` and
+        the figures every ``stats_interval``."""
+        loop = asyncio.get_running_loop()
+        settings = self.settings
+        link = self._link
+        assert link is not None
+        next_beat = next_stats = loop.time()
+        while True:
+            now = loop.time()
+            if now >= next_beat:
+                next_beat = now + settings.link_heartbeat_interval
+                self._background_task(self._publish_heartbeat(link.next_seq()))
+            if settings.stats_interval > 0 and now >= next_stats:
+                next_stats = now + settings.stats_interval
+                self._background_task(self._publish_stats())
+            self.hub.tick(now)
+            self._judge_link()
+            if self._drained is not None and len(self.hub) == 0:
+                self._drained.set()
+            await asyncio.sleep(settings.tick_interval)
+
+    # -- operations ----------------------------------------------------------
+
+    def _gauges(self) -> metrics.Gauges:
+        def connections() -> dict[str, int]:
+            counts = dict(self._hub.connections) if self._hub else {}
+            counts.setdefault("ws", 0)
+            counts.setdefault("sse", 0)
+            return counts
+
+        return metrics.Gauges(
+            connections=connections,
+            state=lambda: self._hub.state.value if self._hub else "degraded",
+            heartbeat_age=lambda: (
+                self._link.age(self.context.now()) if self._link and self._ctx else 0.0
+            ),
+            draining=lambda: bool(self._hub and self._hub.draining),
+            subscribed_projects=lambda: self._hub.subscribed_projects() if self._hub else 0,
+            extra={"open_sockets": lambda: float(self._ctx.sockets if self._ctx else 0)},
+        )
+
+    def _stop_accepting(self) -> None:
+        if self._ctx is not None:
+            self._ctx.accepting = False
+        if self._server is not None:
+            self._server.close()
+
+    async def drain(self, window: float | None = None) -> None:
+        """Stop accepting; tell each client ``drain`` with a reconnect delay spread
+        uniformly over ``window`` seconds; return once every connection is closed
+        (each at the end of its delay) or the window has passed."""
+        if self._hub is None or self._closed:
+            return
+        window = self.settings.drain_window if window is None else window
+        self._stop_accepting()
+        if self._drained is None:
+            self._drained = asyncio.Event()
+            emit(log, logging.INFO, "drain_start", connections=len(self.hub), window=window)
+            self.hub.drain(self.context.now(), window, random.random)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(window + self.settings.tick_interval * 2 + 1.0):
+                await self._drained.wait()
+        emit(log, logging.INFO, "drain_done", left=len(self.hub))
+
+    async def close(self) -> None:
+        """Close every connection (1001) and the broker link; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_accepting()
+        for task in self._tasks + list(self._background):
+            task.cancel()
+        for task in self._tasks + list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._hub is not None:
+            self._hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
+        if self._ctx is not None:
+            for conn in list(self._ctx.http_conns):
+                conn.abort()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.settings.broker_timeout * 2):
+                await self.subscriber.close()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.close_timeout):
+                    await self._server.wait_closed()
+        emit(log, logging.INFO, "push_closed", server=self.server_id)

@@ -1,0 +1,191 @@
+"""RFC 6455 framing, server side, sans-I/O: encode server frames, parse client frames.
+
+Server frames are unmasked and never fragmented. Client frames go through a small
+bounded reader: masking required, RSV bits refused (no extension is ever
+negotiated), control frames unfragmented and <= 125 bytes, a message (after
+reassembly) at most ``max_size`` bytes, checked from the frame header before any
+payload is buffered. It does not do the HTTP handshake (see websocket.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+
+from tidings.protocol.errors import CloseCode
+
+OP_CONT = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+
+#: Close code meaning "no status code was present" (RFC 6455 7.4.1); never sent.
+NO_STATUS = 1005
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_MAX_CONTROL_PAYLOAD = 125
+
+
+class FrameError(Exception):
+    """The client broke the framing rules; close with ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def accept_key(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for a client's ``Sec-WebSocket-Key`` (RFC 6455 4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
+
+
+def valid_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:
+        return False
+
+
+def encode_frame(opcode: int, payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        return bytes((0x80 | opcode, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
+    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One FIN text frame around an already-encoded UTF-8 payload."""
+    return encode_frame(OP_TEXT, payload)
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    """A close frame; the reason is cut to fit the 125-byte control-frame limit."""
+    raw = reason.encode()[:123].decode(errors="ignore").encode()
+    return encode_frame(OP_CLOSE, code.to_bytes(2, "big") + raw)
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    n = len(payload)
+    if n == 0:
+        return b""
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """(code, reason) of a client close frame (RFC 6455 5.5.1, 7.4)."""
+    if not payload:
+        return NO_STATUS, ""
+    if len(payload) == 1:
+        raise FrameError(CloseCode.PROTOCOL_ERROR, "close frame payload of one byte")
+    code = int.from_bytes(payload[:2], "big")
+    if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        raise FrameError(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+    try:
+        reason = payload[2:].decode()
+    except UnicodeDecodeError:
+        raise FrameError(CloseCode.INVALID_PAYLOAD, "close reason is not UTF-8") from None
+    return code, reason
+
+
+class FrameReader:
+    """Client frames in, complete messages out: ``(opcode, payload)`` for text (UTF-8
+    checked), binary, ping, pong and close, in order.
+
+    Bounded: at most one partial frame (<= ``max_size`` + 14 bytes) is buffered
+    between calls, and a fragmented message at most ``max_size`` bytes in all.
+    """
+
+    __slots__ = ("_buf", "_part_op", "_part_size", "_parts", "max_size")
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._buf = b""
+        self._parts: list[bytes] | None = None
+        self._part_op = 0
+        self._part_size = 0
+
+    @property
+    def idle(self) -> bool:
+        """No partial frame or message held: the reader can be dropped to save memory."""
+        return not self._buf and self._parts is None
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        buf = self._buf + data if self._buf else data
+        out: list[tuple[int, bytes]] = []
+        pos, n = 0, len(buf)
+        while n - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            fin, op = b0 & 0x80, b0 & 0x0F
+            if b0 & 0x70:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "reserved bits set")
+            if not b1 & 0x80:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
+            length, head = b1 & 0x7F, 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            self._check(op, fin, length)
+            end = pos + head + 4 + length
+            if n < end:
+                break
+            payload = unmask(buf[pos + head + 4 : end], buf[pos + head : pos + head + 4])
+            pos = end
+            if op >= OP_CLOSE:
+                out.append((op, payload))
+                if op == OP_CLOSE:
+                    pos = n  # nothing after a close frame counts
+                    break
+            elif op == OP_CONT:
+                assert self._parts is not None
+                self._parts.append(payload)
+                self._part_size += length
+                if fin:
+                    out.append(self._message(self._part_op, b"".join(self._parts)))
+                    self._parts = None
+                    self._part_size = 0
+            elif fin:
+                out.append(self._message(op, payload))
+            else:
+                self._parts, self._part_op, self._part_size = [payload], op, length
+        self._buf = buf[pos:] if pos < n else b""
+        return out
+
+    def _check(self, op: int, fin: int, length: int) -> None:
+        if op >= OP_CLOSE:
+            if op not in (OP_CLOSE, OP_PING, OP_PONG):
+                raise FrameError(CloseCode.PROTOCOL_ERROR, f"unknown opcode {op}")
+            if not fin or length > _MAX_CONTROL_PAYLOAD:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "control frames are short and whole")
+        elif op == OP_CONT:
+            if self._parts is None:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "continuation outside a message")
+            if self._part_size + length > self.max_size:
+                raise FrameError(CloseCode.TOO_BIG, f"message over {self.max_size} bytes")
+        elif op in (OP_TEXT, OP_BINARY):
+            if self._parts is not None:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented one")
+            if length > self.max_size:
+                raise FrameError(CloseCode.TOO_BIG, f"message over {self.max_size} bytes")
+        else:
+            raise FrameError(CloseCode.PROTOCOL_ERROR, f"unknown opcode {op}")
+
+    @staticmethod
+    def _message(op: int, payload: bytes) -> tuple[int, bytes]:
+        if op == OP_TEXT:
+            try:
+                payload.decode()
+            except UnicodeDecodeError:
+                raise FrameError(CloseCode.INVALID_PAYLOAD, "text frame is not UTF-8") from None
+        return op, payload

@@ -1,0 +1,304 @@
+"""The hub with a fake clock: no sockets, no sleeps (``now`` monotonic, ``WALL + now`` epoch)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from tidings.protocol.errors import BadToken, CloseCode, Forbidden, Unavailable
+from tidings.protocol.poke import Poke
+from tidings.protocol.push import ServerState
+from tidings.protocol.tokens import KeyRing, sign_push_token
+from tidings.push.hub import Hub
+from tidings.push.settings import PushSettings
+
+from .fakes import FakeBroker, FakeConn
+
+WALL = 1_800_000_000.0
+KEYS = KeyRing({"k1": b"k" * 32})
+
+
+class Rig:
+    def __init__(self, **settings: object) -> None:
+        self.now = 0.0
+        self.broker = FakeBroker()
+        self.settings = PushSettings().with_(**settings)
+        self.hub = Hub(self.settings, KEYS, self.broker, now=self.now)
+
+    def conn(self, projects: dict[int, int], *, user: int = 1, ttl: float = 600) -> FakeConn:
+        conn = FakeConn()
+        self.hub.attach(conn, self.now)
+        self.subscribe(conn, projects, user=user, ttl=ttl)
+        return conn
+
+    def subscribe(
+        self,
+        conn: FakeConn,
+        projects: dict[int, int],
+        *,
+        user: int = 1,
+        ttl: float = 600,
+        refresh: bool = False,
+        allowed: list[int] | None = None,
+    ) -> None:
+        token, _ = sign_push_token(
+            KEYS, user, allowed or sorted(projects) or [1], now=WALL + self.now, ttl=ttl
+        )
+        claims = self.hub.authorize(token, projects, WALL + self.now)
+        self.hub.subscribe(conn, claims, projects, self.now, WALL + self.now, refresh=refresh)
+
+    def poke(self, project: int, version: int, events: list[dict[str, Any]] | None = None) -> None:
+        evs = tuple(events) if events else None
+        self.hub.on_poke(Poke(project, version, WALL + self.now, evs))
+
+    def advance(self, seconds: float, step: float = 0.25) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + step)
+            self.hub.tick(self.now)
+
+
+def test_broker_subscription_follows_first_and_last_local_watcher() -> None:
+    rig = Rig()
+    a = rig.conn({7: 1})
+    b = rig.conn({7: 1, 9: 1})
+    assert rig.broker.subscribed == [7, 9]
+    rig.hub.detach(a)
+    assert rig.broker.unsubscribed == []
+    rig.hub.detach(b)
+    assert sorted(rig.broker.unsubscribed) == [7, 9]
+    assert rig.hub.subscribed_projects() == 0
+
+
+def test_subscribe_is_answered_then_pokes_reach_only_their_projects_watchers() -> None:
+    rig = Rig()
+    a, b = rig.conn({7: 1}), rig.conn({9: 1})
+    assert a.messages[0] == {
+        "type": "subscribed",
+        "projects": {"7": 1},
+        "state": "ok",
+        "heartbeat": 25.0,
+    }
+    rig.poke(7, 2)
+    assert a.pokes() == [(7, 2)]
+    assert b.pokes() == []
+
+
+def test_a_poke_is_encoded_once_and_the_same_bytes_go_to_every_connection() -> None:
+    rig = Rig()
+    conns = [rig.conn({7: 1}) for _ in range(50)]
+    rig.poke(7, 2)
+    messages = {id(c.raw[-1]) for c in conns}
+    assert len(messages) == 1
+    assert rig.hub.counters.pokes_sent == 50
+
+
+def test_stale_and_duplicate_pokes_are_not_forwarded() -> None:
+    rig = Rig()
+    a = rig.conn({7: 1})
+    rig.poke(7, 3)
+    rig.poke(7, 3)
+    rig.poke(7, 2)
+    assert a.pokes() == [(7, 3)]
+    assert rig.hub.counters.pokes_stale == 2
+
+
+def test_a_client_behind_the_last_seen_poke_is_poked_at_once_on_subscribe() -> None:
+    rig = Rig()
+    rig.conn({7: 1})
+    rig.poke(7, 5)
+    late = rig.conn({7: 3})
+    up_to_date = rig.conn({7: 5})
+    assert late.pokes() == [(7, 5)]
+    assert up_to_date.pokes() == []
+
+
+def test_version_keys_newer_than_held_versions_poke_the_clients_behind() -> None:
+    rig = Rig()
+    behind, current = rig.conn({7: 3}), rig.conn({7: 8})
+    assert rig.broker.checks == [{7}, {7}]
+    rig.hub.on_versions({7: 8, 99: 4}, WALL)
+    assert behind.pokes() == [(7, 8)]
+    assert behind.of_type("poke")[0]["ts"] == WALL
+    assert current.pokes() == []
+    assert rig.hub.counters.recovery_pokes == 1
+    # The broker's own poke for the same version is now stale.
+    rig.poke(7, 8)
+    assert behind.pokes() == [(7, 8)]
+
+
+def test_after_link_recovery_every_watched_project_is_rechecked() -> None:
+    rig = Rig()
+    rig.conn({7: 1, 9: 1})
+    rig.broker.checks.clear()
+    rig.hub.recheck_all()
+    assert rig.broker.checks == [{7, 9}]
+
+
+def test_a_paused_connection_gets_only_the_latest_version_per_project() -> None:
+    rig = Rig()
+    slow, fast = rig.conn({7: 1, 9: 1}), rig.conn({7: 1})
+    rig.hub.paused(slow, rig.now)
+    for version in (2, 3, 4):
+        rig.poke(7, version)
+    rig.poke(9, 2)
+    assert fast.pokes() == [(7, 2), (7, 3), (7, 4)]
+    assert slow.pokes() == []
+    rig.hub.resumed(slow)
+    assert slow.pokes() == [(7, 4), (9, 2)]
+    assert rig.hub.counters.pokes_coalesced == 2
+
+
+def test_a_connection_paused_past_the_limit_is_closed_as_slow_and_others_go_on() -> None:
+    rig = Rig(slow_consumer_timeout=10.0)
+    slow, fast = rig.conn({7: 1}), rig.conn({7: 1})
+    rig.hub.paused(slow, rig.now)
+    rig.poke(7, 2)
+    rig.advance(9.0)
+    assert slow.closed is None
+    rig.advance(1.5)
+    assert slow.closed is not None and slow.closed[0] == CloseCode.SLOW_CONSUMER
+    assert rig.hub.counters.slow_closes == 1
+    assert rig.hub.counters.pokes_dropped == 1
+    rig.poke(7, 3)
+    assert fast.pokes() == [(7, 2), (7, 3)]
+    assert rig.hub.watchers(7) == 1
+
+
+def test_heartbeats_every_interval_and_at_once_on_state_change() -> None:
+    rig = Rig(heartbeat_interval=25.0)
+    conn = rig.conn({7: 1})
+    rig.advance(24.0)
+    assert conn.of_type("heartbeat") == []
+    rig.advance(1.0)
+    assert conn.of_type("heartbeat") == [{"type": "heartbeat", "state": "ok"}]
+    rig.advance(3.0)
+    rig.hub.set_state(ServerState.DEGRADED, rig.now)
+    assert conn.of_type("heartbeat")[-1] == {"type": "heartbeat", "state": "degraded"}
+    rig.hub.set_state(ServerState.DEGRADED, rig.now)
+    assert len(conn.of_type("heartbeat")) == 2
+    rig.advance(25.0)
+    assert len(conn.of_type("heartbeat")) == 3
+
+
+def test_token_warning_before_expiry_then_4401_once_expired() -> None:
+    rig = Rig(token_warning=60.0)
+    conn = rig.conn({7: 1}, ttl=600)
+    rig.advance(539.0)
+    assert conn.of_type("token_expiring") == []
+    rig.advance(1.0)
+    (warning,) = conn.of_type("token_expiring")
+    assert warning["expires_at"] == WALL + 600
+    # Closed at exp plus the 5 s of clock-skew leeway the verifier allows.
+    rig.advance(64.0)
+    assert conn.closed is None
+    rig.advance(1.0)
+    assert conn.closed == (CloseCode.UNAUTHORIZED, "token expired")
+    assert rig.hub.watchers(7) == 0
+    assert rig.hub.counters.token_expiries == 1
+
+
+def test_refresh_replaces_the_token_without_a_gap() -> None:
+    rig = Rig(token_warning=60.0)
+    conn = rig.conn({7: 1}, ttl=600)
+    rig.advance(545.0)
+    rig.subscribe(conn, {}, ttl=600, refresh=True, allowed=[7, 9])
+    rig.advance(100.0)
+    assert conn.closed is None
+    rig.poke(7, 2)
+    assert conn.pokes() == [(7, 2)]
+    assert [m["type"] for m in conn.messages].count("subscribed") == 2
+    rig.advance(510.0)  # the new token's exp (1145) plus leeway
+    assert conn.closed is not None and conn.closed[0] == CloseCode.UNAUTHORIZED
+
+
+def test_refresh_drops_projects_the_new_token_no_longer_names() -> None:
+    rig = Rig()
+    conn = rig.conn({7: 1, 9: 1})
+    rig.subscribe(conn, {}, refresh=True, allowed=[9])
+    assert rig.hub.watchers(7) == 0 and rig.hub.watchers(9) == 1
+
+
+def test_subscribe_replaces_the_watched_set() -> None:
+    rig = Rig()
+    conn = rig.conn({7: 1, 9: 1})
+    rig.subscribe(conn, {9: 4, 11: 0})
+    assert rig.hub.watchers(7) == 0
+    assert rig.hub.watchers(11) == 1
+
+
+def test_tokens_are_checked_for_projects_signature_and_expiry() -> None:
+    rig = Rig()
+    token, _ = sign_push_token(KEYS, 1, [7], now=WALL)
+    with pytest.raises(Forbidden) as exc:
+        rig.hub.authorize(token, [7, 8], WALL)
+    assert exc.value.extra == {"projects": [8]}
+    with pytest.raises(BadToken):
+        rig.hub.authorize(token, [7], WALL + 700)
+    other, _ = sign_push_token(KeyRing({"k1": b"x" * 32}), 1, [7], now=WALL)
+    with pytest.raises(BadToken):
+        rig.hub.authorize(other, [7], WALL)
+
+
+def test_a_token_for_another_user_cannot_take_over_a_connection() -> None:
+    rig = Rig()
+    conn = rig.conn({7: 1}, user=1)
+    with pytest.raises(Forbidden):
+        rig.subscribe(conn, {7: 1}, user=2, refresh=True)
+
+
+def test_full_push_events_are_forwarded_or_stripped_by_setting() -> None:
+    events: list[dict[str, Any]] = [{"version": 2, "type": "story_created", "data": {}}]
+    on, off = Rig(forward_events=True), Rig(forward_events=False)
+    a, b = on.conn({7: 1}), off.conn({7: 1})
+    on.poke(7, 2, events)
+    off.poke(7, 2, events)
+    assert a.of_type("poke")[0]["events"] == events
+    assert "events" not in b.of_type("poke")[0]
+
+
+def test_drain_spreads_reconnect_delays_uniformly_and_closes_each_at_its_delay() -> None:
+    rig = Rig()
+    conns = [rig.conn({7: 1}) for _ in range(400)]
+    rig.hub.drain(rig.now, 30.0, random.Random(3).random)
+    delays = sorted(c.of_type("drain")[0]["reconnect_after"] for c in conns)
+    assert delays[0] >= 0 and delays[-1] < 30.0
+    # Uniform: each 10 s third of the window holds about a third of the clients.
+    thirds = [sum(1 for d in delays if k * 10 <= d < (k + 1) * 10) for k in range(3)]
+    assert all(100 < n < 170 for n in thirds), thirds
+    assert rig.hub.state is ServerState.DRAINING
+    closed_by: list[int] = []
+    for _ in range(3):
+        rig.advance(10.0)
+        closed_by.append(sum(1 for c in conns if c.closed is not None))
+    assert closed_by[0] == thirds[0]
+    assert closed_by[-1] == 400
+    for conn in conns:
+        assert conn.closed is not None and conn.closed[0] == CloseCode.GOING_AWAY
+    # Each connection is closed at the end of its own delay, not before.
+    assert len(rig.hub) == 0
+
+
+def test_no_new_connections_or_subscriptions_while_draining() -> None:
+    rig = Rig()
+    conn = rig.conn({7: 1})
+    rig.hub.drain(rig.now, 30.0, lambda: 0.5)
+    with pytest.raises(Unavailable):
+        rig.hub.attach(FakeConn(), rig.now)
+    with pytest.raises(Unavailable):
+        rig.subscribe(conn, {7: 1})
+    rig.hub.set_state(ServerState.OK, rig.now)
+    assert rig.hub.state is ServerState.DRAINING
+
+
+def test_a_closed_connection_gets_nothing_more() -> None:
+    rig = Rig()
+    conn = rig.conn({7: 1})
+    rig.hub.detach(conn)
+    rig.hub.detach(conn)
+    rig.poke(7, 2)
+    rig.advance(30.0)
+    assert conn.pokes() == []
+    assert rig.hub.connections == {"fake": 0}

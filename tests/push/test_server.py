@@ -1,0 +1,146 @@
+"""The push server's HTTP side and operations on the in-process broker: health, metrics,
+limits on requests, drain, and the state seen by clients when the link goes deaf."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+
+from tidings.protocol.channels import CONTROL_CHANNEL, project_channel
+from tidings.protocol.errors import CloseCode
+from tidings.protocol.poke import Poke, encode_poke
+from tidings.protocol.push import ServerState
+
+from .clients import RawWebSocket
+from .conftest import StartServer, token
+
+
+async def request(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(raw)
+        data = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+
+
+async def test_health_readiness_and_unknown_routes(start_server: StartServer) -> None:
+    server, _ = await start_server()
+    assert (await request(server.port, get("/healthz")))[0] == 200
+    status, _, body = await request(server.port, get("/readyz"))
+    assert (status, orjson.loads(body)) == (200, {"status": "ok"})
+    status, _, body = await request(server.port, get("/nowhere"))
+    assert status == 404 and orjson.loads(body)["error"] == "not_found"
+
+
+async def test_metrics_count_connections_and_pokes(start_server: StartServer) -> None:
+    server, broker = await start_server()
+    ws = await RawWebSocket.connect(server.port)
+    ws.send_json({"type": "subscribe", "token": token(), "projects": {"7": 1}})
+    await ws.message()
+    await broker.publish(project_channel(7), encode_poke(Poke(7, 2, time.time())))
+    await ws.message()
+    await broker.publish(project_channel(7), b"{not a poke")
+    await asyncio.sleep(0.05)
+    status, headers, body = await request(server.port, get("/metrics"))
+    text = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    for line in (
+        'tidings_push_connections{transport="ws"} 1.0',
+        'tidings_push_connections{transport="sse"} 0.0',
+        "tidings_push_pokes_received_total 1.0",
+        "tidings_push_pokes_sent_total 1.0",
+        "tidings_push_broker_invalid_total 1.0",
+        'tidings_push_state{state="ok"} 1.0',
+        "tidings_push_draining 0.0",
+        "tidings_push_slow_closes_total 0.0",
+        "tidings_push_broker_reconnects_total 0.0",
+    ):
+        assert line in text, line
+    assert "tidings_push_link_heartbeat_age_seconds" in text
+    ws.close()
+
+
+async def test_keep_alive_serves_several_requests_on_one_connection(
+    start_server: StartServer,
+) -> None:
+    server, _ = await start_server()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        for _ in range(3):
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200") and b"keep-alive" in head
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            await asyncio.wait_for(reader.readexactly(length), 5)
+    finally:
+        writer.close()
+
+
+async def test_oversize_heads_and_garbage_are_refused(start_server: StartServer) -> None:
+    server, _ = await start_server(max_request_head_bytes=2048)
+    big = b"GET /sse?token=" + b"a" * 4000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert (await request(server.port, big))[0] == 431
+    assert (await request(server.port, b"\x16\x03\x01 hello\r\n\r\n"))[0] == 400
+
+
+async def test_a_silent_socket_is_closed_after_the_handshake_timeout(
+    start_server: StartServer,
+) -> None:
+    server, _ = await start_server(handshake_timeout=0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    await asyncio.sleep(0.05)
+    assert server.context.sockets == 0
+
+
+async def test_drain_tells_everyone_closes_each_at_its_delay_and_stops_accepting(
+    start_server: StartServer,
+) -> None:
+    server, _ = await start_server()
+    clients = []
+    for _ in range(10):
+        ws = await RawWebSocket.connect(server.port)
+        ws.send_json({"type": "subscribe", "token": token(), "projects": {"7": 1}})
+        await ws.message()
+        clients.append(ws)
+    started = time.monotonic()
+    drain = asyncio.create_task(server.drain(1.0))
+    for ws in clients:
+        told = await ws.message()
+        assert told["type"] == "drain" and 0 <= told["reconnect_after"] < 1.0
+        assert (await ws.close_code())[0] == CloseCode.GOING_AWAY
+        assert time.monotonic() - started >= told["reconnect_after"] - 0.05
+    await asyncio.wait_for(drain, 5)
+    assert server.hub.state is ServerState.DRAINING
+    assert len(server.hub) == 0
+
+
+async def test_clients_hear_degraded_at_once_when_link_heartbeats_stop(
+    start_server: StartServer,
+) -> None:
+    server, broker = await start_server(link_deaf_after=0.5)
+    ws = await RawWebSocket.connect(server.port)
+    ws.send_json({"type": "subscribe", "token": token(), "projects": {"7": 1}})
+    await ws.message()
+    # Make the in-process link deaf: heartbeats are published but never delivered.
+    server.subscriber.unsubscribe(CONTROL_CHANNEL)
+    assert await ws.message() == {"type": "heartbeat", "state": "degraded"}
+    assert (await request(server.port, get("/readyz")))[0] == 503
+    await broker.set_version(7, 4)
+    server.subscriber.subscribe(CONTROL_CHANNEL)
+    assert await ws.message() == {"type": "heartbeat", "state": "ok"}
+    poke = await ws.message()
+    assert (poke["type"], poke["version"]) == ("poke", 4)
+    ws.close()
