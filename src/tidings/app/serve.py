@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 
@@ -10,6 +11,8 @@ import uvicorn
 
 from tidings.app.main import create_app
 from tidings.app.settings import AppSettings
+from tidings.store import migrate
+from tidings.store.engine import create_engines
 
 ACCESS_LOG = os.environ.get("TIDINGS_ACCESS_LOG") == "1"
 
@@ -28,6 +31,14 @@ def uvicorn_config(app: object, host: str, port: int, **extra: object) -> uvicor
     )
 
 
+async def _migrate(url: str) -> None:
+    engines = create_engines(url)
+    try:
+        await migrate.upgrade(engines)
+    finally:
+        await engines.dispose()
+
+
 def serve_app(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.db:
@@ -37,6 +48,11 @@ def serve_app(args: argparse.Namespace) -> int:
             raise SystemExit("--workers > 1 needs REDIS_URL: the in-process broker is per process")
         if not os.environ.get("TIDINGS_PUSH_KEYS"):
             raise SystemExit("--workers > 1 needs TIDINGS_PUSH_KEYS shared by every process")
+        settings = AppSettings.from_env()
+        if settings.migrate:
+            # Once, here: workers starting together must not race on migrations.
+            asyncio.run(_migrate(settings.database_url))
+            os.environ["TIDINGS_MIGRATE"] = "0"
         uvicorn.run(
             "tidings.app.asgi:create_from_env",
             factory=True,

@@ -72,6 +72,8 @@ class AppSettings:
             values["push_urls"] = PushUrls.from_base(env["TIDINGS_PUSH_URL"])
         if env.get("TIDINGS_FULL_PUSH") == "1":
             values["full_push"] = True
+        if env.get("TIDINGS_MIGRATE") == "0":
+            values["migrate"] = False
         if env.get("TIDINGS_SECURE_COOKIES") == "1":
             values["secure_cookies"] = True
         for name, key in (
