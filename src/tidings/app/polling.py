@@ -40,6 +40,7 @@ RELOAD_PRUNED = "pruned"
 @dataclass(frozen=True, slots=True)
 class PollAnswer:
     version: int
+    advice: Advice
     body: dict[str, Any]
 
 
@@ -77,6 +78,11 @@ class Poller:
     def __init__(self, services: Services) -> None:
         self._s = services
         self._reads: SingleFlight[EventPage | None] = SingleFlight()
+        # Label lookups resolved once: the up-to-date poll is the hot path.
+        self._outcomes = {
+            outcome: services.metrics.polls.labels(outcome)
+            for outcome in ("up_to_date", "not_modified", "events", "reload")
+        }
 
     async def _read(self, project_id: int, since: int, limit: int) -> EventPage | None:
         async def load() -> EventPage | None:
@@ -107,8 +113,8 @@ class Poller:
             "advice": advice.to_json(),
         }
         if since == version:
-            self._s.metrics.polls.labels("up_to_date").inc()
-            return PollAnswer(version, body)
+            self._outcomes["up_to_date"].inc()
+            return PollAnswer(version, advice, body)
         page = await self._read(project_id, since, limit)
         if page is None:
             raise NotFound("project not found")
@@ -125,10 +131,10 @@ class Poller:
             last = orjson.loads(page.events[-1])["version"]
             body["has_more"] = last < version
         if body["reload"] is not None:
-            self._s.metrics.polls.labels("reload").inc()
+            self._outcomes["reload"].inc()
         else:
-            self._s.metrics.polls.labels("events" if page.events else "up_to_date").inc()
-        return PollAnswer(version, body)
+            self._outcomes["events" if page.events else "up_to_date"].inc()
+        return PollAnswer(version, advice, body)
 
     async def poll_one(self, user: User, project_id: int, since: int, limit: int) -> PollAnswer:
         s = self._s
@@ -158,10 +164,9 @@ class Poller:
         """The whole single-project poll, shared by the route and the fast path."""
         principal = await self._s.auth.require(request)
         answer = await self.poll_one(principal.user, project_id, since, limit)
-        advice = Advice.from_json(answer.body["advice"])
-        headers = version_headers(answer.version, advice)
+        headers = version_headers(answer.version, answer.advice)
         if since == answer.version and holds_version(if_none_match, answer.version):
-            self._s.metrics.polls.labels("not_modified").inc()
+            self._outcomes["not_modified"].inc()
             return Response(status_code=304, headers=headers)
         return JSON(answer.body, headers=headers)
 

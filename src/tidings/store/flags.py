@@ -8,6 +8,7 @@ process, and through the poll advice every client, within ttl + one poll.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ class PushFlags:
         }
 
 
+@functools.lru_cache(maxsize=100_000)
 def rollout_bucket(user_id: int) -> int:
     """A stable bucket in [0, 100): the same user is always in or out together."""
     digest = hashlib.sha256(f"tidings-rollout:{user_id}".encode()).digest()

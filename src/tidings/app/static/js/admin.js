@@ -211,6 +211,7 @@ class AdminPage {
     if (sample) {
       this.history.push(sample);
       this.renderStats(sample);
+      this.statsEl.dataset.samples = String(this.history.points.length);
     }
     this.statsTimer = setTimeout(() => this.pollStats(), STATS_EVERY_MS);
   }
@@ -296,10 +297,13 @@ class AdminPage {
           ],
           { label: "staleness" },
         ),
-        this.legend([
-          [COLORS.a, "p50"],
-          [COLORS.c, "p99"],
-        ]),
+        [
+          ...this.legend([
+            [COLORS.a, "p50"],
+            [COLORS.c, "p99"],
+          ]),
+          ...Object.entries(now.stalenessByVia).map(([via, q]) => h("span", {}, `${via}: ${fmt(q.p50, 0)} / ${fmt(q.p99, 0)} ms`)),
+        ],
         "figure-staleness",
       ),
       this.figure(
@@ -317,12 +321,12 @@ class AdminPage {
     const table = h(
       "table",
       { class: "servers", "data-testid": "push-servers" },
-      h("thead", {}, h("tr", {}, ["Push server", "State", "WebSocket", "SSE", "Socket.IO", "", "Pokes sent", "Heartbeat age"].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["Push server", "State", "WebSocket", "SSE", "Socket.IO", "", "Pokes sent", "Broker heartbeat", "Last report"].map((t) => h("th", {}, t)))),
       h(
         "tbody",
         {},
         servers.length === 0
-          ? h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No push server is reporting."))
+          ? h("tr", {}, h("td", { colspan: 9, class: "muted" }, "No push server is reporting."))
           : servers.map((s) => {
               const c = s.connections || {};
               return h(
@@ -332,13 +336,18 @@ class AdminPage {
                 h("td", {}, h("span", { class: `server-state ${s.state}` }, String(s.state || "?"))),
                 TRANSPORTS.map((t) => h("td", {}, String(c[t] ?? 0))),
                 h("td", {}, stackedBar(TRANSPORTS.map((t) => ({ value: c[t] || 0, color: COLORS[t], label: TRANSPORT_NAMES[t] })), { total: most })),
-                h("td", {}, String(s.pokes_sent ?? "–")),
+                h("td", {}, String((s.counters || {}).pokes_sent ?? "–")),
                 h("td", {}, `${fmt(s.heartbeat_age)} s`),
+                h("td", {}, `${fmt(s.age)} s ago`),
               );
             }),
       ),
     );
-    replace(this.statsEl, figures, h("h3", { class: "detail-h" }, "Push servers"), table);
+    const link =
+      typeof sample.control_link === "boolean"
+        ? h("span", { class: `badge ${sample.control_link ? "badge-ok" : "badge-bad"}`, "data-testid": "control-link" }, sample.control_link ? "control channel up" : "control channel down")
+        : null;
+    replace(this.statsEl, figures, h("h3", { class: "detail-h servers-h" }, "Push servers", link), table);
   }
 }
 

@@ -12,6 +12,12 @@ function labelsOf(text) {
   return [...new Set(text.split(",").map((l) => l.trim()).filter(Boolean))];
 }
 
+function valuesOf(story) {
+  const out = {};
+  for (const f of FIELDS) out[f] = structuredClone(story[f]);
+  return out;
+}
+
 function sameValue(a, b) {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -24,8 +30,7 @@ export class StoryDetail {
     this.actions = actions;
     this.storyId = null;
     this.formVersion = null;
-    this.shownUpdatedAt = null;
-    this.el = h("aside", { class: "detail", hidden: true, "data-testid": "story-detail", "aria-label": "Story details" });
+        this.el = h("aside", { class: "detail", hidden: true, "data-testid": "story-detail", "aria-label": "Story details" });
     root.append(this.el);
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && !this.el.hidden && !e.target.closest("form.create-form")) this.actions.close();
@@ -55,14 +60,24 @@ export class StoryDetail {
       replace(this.el, h("div", { class: "detail-gone", "data-testid": "story-gone" }, "This story was deleted.", this.closeButton()));
       return;
     }
-    if (!this.isDirty()) {
+    const latest = valuesOf(story);
+    const values = this.controls ? this.values() : latest;
+    // Edits not yet in the story; once saved (or matched by someone else) they are no edits.
+    const pending = this.touched().filter((f) => !sameValue(values[f], latest[f]));
+    if (pending.length === 0) {
       const focused = this.formHost.contains(document.activeElement) ? document.activeElement.name : null;
       this.fillForm(story);
       if (focused) this.formHost.querySelector(`[name="${focused}"]`)?.focus();
-    } else if (story.updated_at === this.shownUpdatedAt) {
-      this.formVersion = this.model.version;
     } else {
-      this.changedNote.hidden = false;
+      // Fields the user has not touched follow the story; a change to a touched one is a
+      // conflict, left for the app to refuse (409) so the user reviews it before saving.
+      for (const f of FIELDS) {
+        if (pending.includes(f) || sameValue(latest[f], this.base[f])) continue;
+        if (!sameValue(values[f], latest[f])) this.setControl(f, latest[f]);
+        this.base[f] = latest[f];
+      }
+      if (pending.some((f) => !sameValue(latest[f], this.base[f]))) this.changedNote.hidden = false;
+      else this.formVersion = this.model.version;
     }
     this.refreshSave();
     this.renderComments(story);
@@ -74,7 +89,8 @@ export class StoryDetail {
     const story = this.model.story(this.storyId);
     if (!story) return;
     this.formVersion = this.model.version;
-    this.shownUpdatedAt = story.updated_at;
+    this.base = valuesOf(story);
+    this.changedNote.hidden = true;
     this.refreshSave();
   }
 
@@ -126,7 +142,7 @@ export class StoryDetail {
   /** (Re)fill the edit form from the story as it is now. */
   fillForm(story) {
     this.formVersion = this.model.version;
-    this.shownUpdatedAt = story.updated_at;
+    this.base = valuesOf(story);
     const ro = !this.writable;
     const members = this.model.state.members.filter((m) => m.role !== "viewer");
     const c = {
@@ -156,7 +172,7 @@ export class StoryDetail {
       description: h("textarea", { name: "description", rows: 5, disabled: ro, placeholder: "Add a description", "data-testid": "detail-description" }, story.description),
     };
     this.controls = c;
-    this.changedNote = h("p", { class: "detail-note", hidden: true, "data-testid": "detail-changed" }, "Someone else changed this story meanwhile. Saving will ask you to review.");
+    this.changedNote = h("p", { class: "detail-note", hidden: true, "data-testid": "detail-changed" }, "Someone else changed a field you are editing. Saving will show you their version first.");
     const save = h("button", { type: "submit", class: "btn btn-primary", disabled: true, "data-testid": "detail-save" }, "Save");
     const form = h(
       "form",
@@ -208,13 +224,25 @@ export class StoryDetail {
     };
   }
 
-  /** Fields that differ from what the form was filled with (the story as last shown). */
+  setControl(field, value) {
+    const control = this.controls[field];
+    if (field === "labels") control.value = value.join(", ");
+    else if (value === null) control.value = "";
+    else control.value = String(value);
+  }
+
+  /** Fields the user changed since the form was filled (or last rebased). */
+  touched() {
+    if (!this.controls) return [];
+    const values = this.values();
+    return FIELDS.filter((f) => !sameValue(values[f], this.base[f]));
+  }
+
+  /** The touched fields' values: what a save sends. */
   changes() {
-    const story = this.model.story(this.storyId);
-    if (!story || !this.controls) return {};
     const values = this.values();
     const out = {};
-    for (const f of FIELDS) if (!sameValue(values[f], story[f])) out[f] = values[f];
+    for (const f of this.touched()) out[f] = values[f];
     if (out.title === "") delete out.title;
     return out;
   }
