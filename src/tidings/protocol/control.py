@@ -34,15 +34,23 @@ def push_stats(server: str, ts: float, figures: dict[str, Any]) -> bytes:
     return orjson.dumps({**figures, "type": PUSH_STATS, "server": server, "ts": ts})
 
 
-def parse_push_stats(data: bytes) -> dict[str, Any] | None:
-    """A push server's figures, or ``None`` for anything else (never raises)."""
+def _load(data: bytes, kind: str) -> dict[str, Any] | None:
+    """The message as a dict if it is a control message of type ``kind``."""
     if len(data) > MAX_CONTROL_MESSAGE_BYTES:
         return None
     try:
         body = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(body, dict) or body.get("type") != PUSH_STATS:
+    if not isinstance(body, dict) or body.get("type") != kind:
+        return None
+    return body
+
+
+def parse_push_stats(data: bytes) -> dict[str, Any] | None:
+    """A push server's figures, or ``None`` for anything else (never raises)."""
+    body = _load(data, PUSH_STATS)
+    if body is None:
         return None
     if not isinstance(body.get("server"), str) or not isinstance(body.get("ts"), int | float):
         return None
@@ -56,13 +64,8 @@ def parse_push_stats(data: bytes) -> dict[str, Any] | None:
 
 def parse_link_heartbeat(data: bytes) -> tuple[str, int] | None:
     """``(server, seq)`` for a link heartbeat; ``None`` for anything else."""
-    if len(data) > MAX_CONTROL_MESSAGE_BYTES:
-        return None
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(body, dict) or body.get("type") != LINK_HEARTBEAT:
+    body = _load(data, LINK_HEARTBEAT)
+    if body is None:
         return None
     server, seq = body.get("server"), body.get("seq")
     if not isinstance(server, str) or type(seq) is not int:
