@@ -1,0 +1,241 @@
+"""A Socket.IO v5 session over Engine.IO v4, speaking the tidings push messages.
+
+Each tidings message travels as an EVENT on ``/`` named by its ``type``, with the
+message object as its one argument; the token may also come in the CONNECT auth
+payload. Sans-I/O like the layers below: the server moves the bytes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from tidings.protocol.errors import BadMessage
+from tidings.protocol.push import ClientType, parse_client_message
+from tidings.push.sio.engineio import (
+    PARSE_ERROR,
+    EngineConfig,
+    EngineServer,
+    EngineSession,
+    Output,
+    ProtocolError,
+)
+from tidings.push.sio.socketio import (
+    DEFAULT_NAMESPACE,
+    PacketType,
+    SioPacket,
+    decode_packet,
+    encode_message,
+    encode_packet,
+)
+
+# Close reasons added by this layer (see engineio for the transport's own).
+CLIENT_DISCONNECT: Final = "client namespace disconnect"
+CONNECT_TIMEOUT: Final = "connect timeout"
+INVALID_STATE: Final = "invalid state"
+BINARY_REFUSED: Final = "binary packets refused"
+
+_INVALID_NAMESPACE: Final = {"message": "Invalid namespace"}
+_DISCONNECT: Final = b"41"
+_NEVER: Final = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The client joined ``/`` (before any :class:`Subscribe` from its auth payload)."""
+
+
+_CONNECTED: Final = Connected()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """The client subscribed (an event, or the token in CONNECT's auth payload)."""
+
+    token: str
+    #: Project id -> the version the client holds.
+    projects: dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """The client sent a fresh token (and possibly more projects)."""
+
+    token: str
+    projects: dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A well-framed event that is not a valid tidings message; the server decides
+    what to answer (as on ``/ws``: an ``error`` message, perhaps a close)."""
+
+    error: BadMessage
+
+
+class SioSession(EngineSession):
+    """One client: an Engine.IO session with the Socket.IO namespace ``/`` on top.
+
+    A subclass rather than a wrapper so that a connection is one small object.
+    """
+
+    __slots__ = ("_connected", "_handshake_by")
+
+    def __init__(
+        self,
+        sid: str,
+        config: EngineConfig,
+        table: dict[str, Any],
+        now: float,
+        websocket: bool,
+    ) -> None:
+        self._connected = False
+        #: Until CONNECT: the connect timeout; a subclass may reuse it (see
+        #: :meth:`_handshake_expired`) and set it again after CONNECT.
+        self._handshake_by = now + config.connect_timeout
+        super().__init__(sid, config, table, now, websocket)
+
+    @property
+    def connected(self) -> bool:
+        """Between the client's CONNECT to ``/`` and the end of the session."""
+        return self._connected and not self.closed
+
+    def send_message(self, message: bytes, now: float) -> Output:
+        """Send one tidings server message (bytes of a ``push.py`` JSON object).
+
+        To fan one message out, encode it once with :func:`encode_message` and
+        pass the result to :meth:`send_packet` of every session instead.
+        """
+        return self.send_packet(encode_message(message), now)
+
+    def end(self, reason: str, now: float) -> Output:
+        """Disconnect ``/`` (the client sees "io server disconnect") and close."""
+        out = Output()
+        if self.connected:
+            self._queue(_DISCONNECT, now, out)
+        self._connected = False
+        self._end(reason, now, out, flush=True)
+        return out
+
+    # -- the Socket.IO layer ------------------------------------------------------
+
+    def _on_message(self, data: str | bytes, now: float, out: Output) -> None:
+        if not isinstance(data, str):
+            # Attachments of a binary event, or a stray binary frame.
+            self._end(BINARY_REFUSED, now, out, flush=False)
+            return
+        try:
+            packet = decode_packet(data)
+        except ProtocolError:
+            self._end(PARSE_ERROR, now, out, flush=False)
+            return
+        kind = packet.type
+        if kind is PacketType.CONNECT:
+            self._on_connect(packet, now, out)
+        elif packet.nsp != DEFAULT_NAMESPACE or not self.connected:
+            # The reference closes on a packet for a namespace not joined.
+            self._end(INVALID_STATE, now, out, flush=False)
+        elif kind is PacketType.EVENT:
+            self._on_event(packet, now, out)
+        elif kind is PacketType.ACK:
+            pass  # this server never asks for acks: nothing to match
+        elif kind is PacketType.DISCONNECT:
+            # The client closes its transport next; let that close be orderly.
+            self._connected = False
+            self._end(CLIENT_DISCONNECT, now, out, flush=True)
+        elif kind is PacketType.CONNECT_ERROR:
+            self._end(INVALID_STATE, now, out, flush=False)
+        else:
+            self._end(BINARY_REFUSED, now, out, flush=False)
+
+    def _on_connect(self, packet: SioPacket, now: float, out: Output) -> None:
+        if packet.nsp != DEFAULT_NAMESPACE:
+            error = encode_packet(PacketType.CONNECT_ERROR, _INVALID_NAMESPACE, nsp=packet.nsp)
+            self._queue_sio(error, now, out)
+            return
+        if self.connected:
+            self._end(INVALID_STATE, now, out, flush=False)
+            return
+        auth = packet.data
+        subscribe: Subscribe | None = None
+        if auth and "token" in auth:
+            try:
+                _, token, projects = parse_client_message(
+                    orjson.dumps({**auth, "type": ClientType.SUBSCRIBE})
+                )
+            except BadMessage as exc:
+                # Refused like a failed middleware: connect_error on the client.
+                error = encode_packet(PacketType.CONNECT_ERROR, {"message": exc.detail})
+                self._queue_sio(error, now, out)
+                return
+            subscribe = Subscribe(token, projects)
+        self._connected = True
+        self._handshake_by = _NEVER
+        self._reschedule()
+        answer = encode_packet(PacketType.CONNECT, {"sid": secrets.token_urlsafe(15)})
+        self._queue_sio(answer, now, out)
+        out.events.append(_CONNECTED)
+        if subscribe is not None:
+            out.events.append(subscribe)
+
+    def _on_event(self, packet: SioPacket, now: float, out: Output) -> None:
+        args = packet.data
+        name = args[0]
+        try:
+            kind = ClientType(name)
+        except ValueError:
+            out.events.append(Invalid(BadMessage(f"unknown event {name!r}")))
+            return
+        if len(args) != 2 or not isinstance(args[1], dict):
+            out.events.append(Invalid(BadMessage("an event carries one message object")))
+            return
+        body = args[1]
+        if body.get("type", kind.value) != kind.value:
+            out.events.append(Invalid(BadMessage("'type' differs from the event name")))
+            return
+        try:
+            _, token, projects = parse_client_message(orjson.dumps({**body, "type": kind}))
+        except BadMessage as exc:
+            out.events.append(Invalid(exc))
+            return
+        if packet.id is not None:
+            # The ack means "received"; the answer comes as a subscribed/error event.
+            ack = encode_packet(PacketType.ACK, [], ack_id=packet.id)
+            self._queue_sio(ack, now, out)
+        if kind is ClientType.SUBSCRIBE:
+            out.events.append(Subscribe(token, projects))
+        else:
+            out.events.append(Refresh(token, projects))
+
+    def _queue_sio(self, packet: str, now: float, out: Output) -> None:
+        # An Engine.IO message packet ("4") carrying one Socket.IO packet.
+        self._queue(b"4" + packet.encode(), now, out)
+
+    def _tick_upper(self, now: float, out: Output) -> None:
+        if now >= self._handshake_by:
+            self._handshake_by = _NEVER
+            self._handshake_expired(now, out)
+
+    def _handshake_expired(self, now: float, out: Output) -> None:
+        """``_handshake_by`` passed: without CONNECT, the session ends."""
+        if not self._connected:
+            self._end(CONNECT_TIMEOUT, now, out, flush=True)
+
+    def _upper_deadline(self) -> float:
+        return self._handshake_by
+
+
+class SocketIOServer(EngineServer[SioSession]):
+    """The ``/socket.io/`` endpoint: Engine.IO sessions that speak tidings over Socket.IO."""
+
+    def __init__(
+        self, config: EngineConfig | None = None, *, new_sid: Callable[[], str] | None = None
+    ) -> None:
+        if new_sid is None:
+            super().__init__(SioSession, config)
+        else:
+            super().__init__(SioSession, config, new_sid=new_sid)
