@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 from pathlib import Path
 
 import uvicorn
@@ -47,7 +48,8 @@ async def demo(args: argparse.Namespace, url: str) -> None:
     public_host = "localhost" if args.host in ("0.0.0.0", "::", "127.0.0.1") else args.host
     push_port = args.push_port or args.port + 1
     keys = KeyRing.generate()
-    settings = AppSettings(
+    # Everything else (poll intervals, jitter, full push) from TIDINGS_* as for `tidings app`.
+    settings = AppSettings.from_env(
         database_url=url,
         push_keys=keys,
         push_urls=PushUrls.from_base(f"http://{public_host}:{push_port}"),
@@ -60,15 +62,44 @@ async def demo(args: argparse.Namespace, url: str) -> None:
         seeded = await seed(services.accounts, services.store)
         log.info("seeded project %s", seeded.project_id)
 
-    push = PushServer(PushSettings(allowed_origins=()), broker.subscriber(), keys)
-    await push.start(args.host, push_port)
+    push = PushSwitch(broker, keys, args.host, push_port)
+    await push.start()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, lambda: loop.create_task(push.stop()))
+    loop.add_signal_handler(signal.SIGUSR2, lambda: loop.create_task(push.start()))
     app = create_app(settings, services=services)
     server = uvicorn.Server(uvicorn_config(app, args.host, args.port))
-    print(banner(f"http://{public_host}:{args.port}", f"http://{public_host}:{push.port}"))
+    print(banner(f"http://{public_host}:{args.port}", f"http://{public_host}:{push_port}"))
     try:
         await server.serve()
     finally:
-        await push.close()
+        await push.stop()
+
+
+class PushSwitch:
+    """The demo's push server, which can be stopped and started again (SIGUSR1 and
+    SIGUSR2) to watch clients fall back to polling and come back to push."""
+
+    def __init__(self, broker: MemoryBroker, keys: KeyRing, host: str, port: int) -> None:
+        self._broker = broker
+        self._keys = keys
+        self._address = (host, port)
+        self._server: PushServer | None = None
+
+    async def start(self) -> None:
+        if self._server is None:
+            server = PushServer(
+                PushSettings(allowed_origins=()), self._broker.subscriber(), self._keys
+            )
+            await server.start(*self._address)
+            self._server = server
+            log.info("push server started on port %s", server.port)
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.close()
+            log.info("push server stopped")
 
 
 def banner(app_url: str, push_url: str) -> str:
@@ -78,5 +109,6 @@ def banner(app_url: str, push_url: str) -> str:
     )
     return (
         f"\ntidings demo\n  app:  {app_url}\n  push: {push_url}\n  sign in as:\n{logins}\n"
-        "  Ctrl-C to stop.\n"
+        "  kill -USR1 <pid> stops the push server (clients fall back to polling);"
+        " kill -USR2 <pid> starts it again.\n  Ctrl-C to stop.\n"
     )

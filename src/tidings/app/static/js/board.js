@@ -343,6 +343,7 @@ class BoardPage {
     if (this.session) this.session.close();
     if (location.hash !== `#/projects/${id}`) history.replaceState(null, "", `${location.pathname}${location.search}#/projects/${id}`);
     this.renderPicker(project);
+    document.title = `${project.name} — tidings`;
     const session = new ProjectSession(this, this.me.user, project);
     this.session = session;
     replace(this.main, h("div", { class: "loading" }, "Loading the board…"));

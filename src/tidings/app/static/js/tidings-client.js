@@ -375,6 +375,10 @@ function webSocketConnection(options, url, conn, token, projects, report) {
     ws.send(JSON.stringify(subscribeMessage("subscribe", token, projects)));
   };
   ws.onmessage = (event) => onMessage(event.data);
+  // An error is always followed by a close event, which reports it. The listener must
+  // exist all the same: Node's `ws` package throws an unhandled "error" otherwise
+  // (a refused connection would end the process).
+  ws.onerror = () => {};
   ws.onclose = (event) => {
     if (state.closed) return;
     state.closed = true;

@@ -16,7 +16,6 @@ export function signInView(onSignedIn, { title = "Sign in to tidings" } = {}) {
     h("label", { class: "field" }, h("span", { class: "field-label" }, "Password"), password),
     error,
     submit,
-    h("p", { class: "muted signin-hint" }, "Demo: ada@example.com, grace@example.com or linus@example.com, password tidings-demo."),
   );
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
