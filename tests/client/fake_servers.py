@@ -75,6 +75,12 @@ class FakeApp:
         path, method = request.url.path, request.method
         if path == "/api/client-config":
             return httpx.Response(200, json=self.client_config())
+        if path == "/sse":
+            # A push server: the push token in the URL is the only credential; the
+            # app's own (API token, session cookie) must not reach it.
+            if "authorization" in request.headers or "cookie" in request.headers:
+                return httpx.Response(400, json={"error": "bad_request", "detail": "app creds"})
+            return self.sse(request)
         if request.headers.get("Authorization") != "Bearer api-token":
             return httpx.Response(401, json={"error": "unauthorized", "detail": "no"})
         if path == f"/api/projects/{PROJECT}" and method == "GET":
@@ -88,8 +94,6 @@ class FakeApp:
         if path == "/api/telemetry" and method == "POST":
             self.telemetry.append(decode_report(request.content))
             return httpx.Response(204)
-        if path == "/sse":
-            return self.sse(request)
         return httpx.Response(404, json={"error": "not_found", "detail": path})
 
     def client_config(self) -> dict[str, Any]:

@@ -8,11 +8,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from tidings.store import migrate
-from tidings.store.accounts import Accounts
-from tidings.store.engine import create_engines
-from tidings.store.events import EventStore
-from tidings.store.flags import PROJECT_PREFIX, PUSH_ENABLED, PUSH_ROLLOUT, FlagStore
 
 
 def add_arguments(sub: Any, handler: Callable[[argparse.Namespace], int]) -> None:
@@ -69,6 +64,13 @@ def add_arguments(sub: Any, handler: Callable[[argparse.Namespace], int]) -> Non
 
 
 async def run(args: argparse.Namespace) -> int:
+    # Imported here: `tidings push` and `tidings watch` need none of the database stack.
+    from tidings.store import migrate
+    from tidings.store.accounts import Accounts
+    from tidings.store.engine import create_engines
+    from tidings.store.events import EventStore
+    from tidings.store.flags import PROJECT_PREFIX, PUSH_ENABLED, PUSH_ROLLOUT, FlagStore
+
     engines = create_engines(args.db)
     try:
         await migrate.upgrade(engines)

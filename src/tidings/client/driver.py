@@ -493,11 +493,18 @@ class _SsePush(_PushConnection):
         self.report(i.PushClosed(self.conn, code))
 
     async def _stream(self, url: str, replacing: asyncio.Task[None] | None) -> int | None:
+        http = self.client._http
         timeout = httpx.Timeout(self.client.options.timeout, read=None)
+        request = http.build_request(
+            "GET", url, headers={"Accept": "text/event-stream"}, timeout=timeout
+        )
+        # The push server is another origin and needs only the push token in the URL:
+        # the app's credentials (API token, session cookie) are not sent to it.
+        for name in ("Authorization", "Cookie"):
+            request.headers.pop(name, None)
         try:
-            async with self.client._http.stream(
-                "GET", url, headers={"Accept": "text/event-stream"}, timeout=timeout
-            ) as response:
+            response = await http.send(request, stream=True)
+            try:
                 if response.status_code != 200:
                     return _SSE_STATUS_CODES.get(response.status_code)
                 self.report(i.PushConnected(self.conn))
@@ -506,6 +513,8 @@ class _SsePush(_PushConnection):
                         replacing.cancel()
                         replacing = None
                     self.message(data)
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
             log.info("push stream %d failed: %r", self.conn, exc)
         return self.close_code
