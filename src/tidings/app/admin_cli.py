@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 
-
 def add_arguments(sub: Any, handler: Callable[[argparse.Namespace], int]) -> None:
     def db_arg(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(

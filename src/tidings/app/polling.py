@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidings.app.routes.responses import JSON
-from tidings.app.singleflight import SingleFlight
+from tidings.store.singleflight import SingleFlight
 from tidings.protocol.advice import ADVICE_HEADER, VERSION_HEADER, Advice
 from tidings.protocol.errors import BadRequest, NotFound
 from tidings.store.accounts import User

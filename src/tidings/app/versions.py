@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from tidings.app.metrics import Metrics
-from tidings.app.singleflight import SingleFlight
+from tidings.store.singleflight import SingleFlight
 from tidings.broker.base import Publisher
 from tidings.domain.commands import Role
 from tidings.store.events import EventStore

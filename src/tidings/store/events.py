@@ -81,28 +81,26 @@ class EventStore:
             return None if row is None else (int(row.version), row.snapshot)
 
     async def events_since(self, project_id: int, since: int, limit: int) -> EventPage | None:
+        """The project's head and up to ``limit`` events after ``since``, in one
+        statement (atomic without a transaction: one round trip on the hot path)."""
         limit = max(1, min(limit, MAX_EVENTS_PER_PAGE))
-        async with self._engines.reader.connect() as conn, conn.begin():
-            head = (
-                await conn.execute(
-                    select(t.projects.c.version, t.projects.c.pruned_through).where(
-                        t.projects.c.id == project_id
-                    )
-                )
-            ).first()
-            if head is None:
-                return None
-            version, pruned = int(head.version), int(head.pruned_through)
-            bodies: list[str] = []
-            if pruned <= since < version:
-                rows = await conn.execute(
-                    select(t.events.c.body)
-                    .where(and_(t.events.c.project_id == project_id, t.events.c.version > since))
-                    .order_by(t.events.c.version)
-                    .limit(limit)
-                )
-                bodies = list(rows.scalars())
-            return EventPage(version, pruned, bodies)
+        p, e = t.projects, t.events
+        joined = p.outerjoin(e, and_(e.c.project_id == p.c.id, e.c.version > since))
+        stmt = (
+            select(p.c.version, p.c.pruned_through, e.c.body)
+            .select_from(joined)
+            .where(p.c.id == project_id)
+            .order_by(e.c.version)
+            .limit(limit)
+        )
+        async with self._engines.reader.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        if not rows:
+            return None
+        version, pruned = int(rows[0].version), int(rows[0].pruned_through)
+        if not pruned <= since < version:
+            return EventPage(version, pruned, [])
+        return EventPage(version, pruned, [row.body for row in rows if row.body is not None])
 
     async def all_events(self, project_id: int) -> list[dict[str, Any]]:
         async with self._engines.reader.connect() as conn:
@@ -191,16 +189,22 @@ class EventStore:
         """Run one command in one transaction; raise NotFound/Forbidden/Conflict/Invalid."""
         try:
             async with self._engines.writer.begin() as conn:
+                # The caller's role comes with the locked row: one round trip, not two.
+                m = t.memberships
+                mine = t.projects.outerjoin(
+                    m, and_(m.c.project_id == t.projects.c.id, m.c.user_id == user_id)
+                )
                 row = (
                     await conn.execute(
-                        select(t.projects.c.version, t.projects.c.snapshot)
+                        select(t.projects.c.version, t.projects.c.snapshot, m.c.role)
+                        .select_from(mine)
                         .where(t.projects.c.id == project_id)
-                        .with_for_update()
+                        .with_for_update(of=t.projects)
                     )
                 ).first()
-                role = None if row is None else await _role(conn, project_id, user_id)
-                if row is None or role is None:
+                if row is None or row.role is None:
                     raise NotFound("project not found")
+                role = c.Role(row.role)
                 # Checked under the project lock: a committed retry is visible here.
                 if idempotency is not None:
                     stored = await _stored_result(conn, user_id, idempotency)

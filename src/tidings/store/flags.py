@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tidings.store import schema as t
 from tidings.store.engine import Engines
+from tidings.store.singleflight import SingleFlight
 
 PUSH_ENABLED = "push.enabled"
 PUSH_ROLLOUT = "push.rollout_percent"
@@ -112,11 +113,13 @@ class FlagCache:
         self._clock = clock
         self._flags: PushFlags | None = None
         self._loaded_at = float("-inf")
+        self._reads: SingleFlight[PushFlags] = SingleFlight()
 
     async def get(self) -> PushFlags:
         now = self._clock()
         if self._flags is None or now - self._loaded_at >= self._ttl:
-            self._flags = await self._store.load()
+            # One read for all the requests that find the cache stale at once.
+            self._flags = await self._reads.run("flags", self._store.load)
             self._loaded_at = now
         return self._flags
 
