@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidings.app.routes.responses import JSON
-from tidings.store.singleflight import SingleFlight
 from tidings.protocol.advice import ADVICE_HEADER, VERSION_HEADER, Advice
 from tidings.protocol.errors import BadRequest, NotFound
 from tidings.store.accounts import User
 from tidings.store.events import MAX_EVENTS_PER_PAGE, EventPage
+from tidings.store.singleflight import SingleFlight
 
 if TYPE_CHECKING:
     from tidings.app.services import Services

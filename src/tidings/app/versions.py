@@ -19,10 +19,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from tidings.app.metrics import Metrics
-from tidings.store.singleflight import SingleFlight
 from tidings.broker.base import Publisher
 from tidings.domain.commands import Role
 from tidings.store.events import EventStore
+from tidings.store.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
