@@ -18,7 +18,6 @@ from tidings.protocol.tokens import MAX_PROJECTS_PER_TOKEN
 from tidings.push.context import PushContext
 from tidings.push.http import HttpConnection, Request
 from tidings.push.hub import CONN_SLOTS, Conn, Message
-from tidings.push.sockwrite import send, socket_fd
 
 _FRAME_KEY = "sse"
 
@@ -54,21 +53,20 @@ def event(data: bytes) -> bytes:
 
 
 class SseConnection(Conn, asyncio.Protocol):
-    __slots__ = (*CONN_SLOTS, "_closing", "_fd", "ctx", "transport")
+    __slots__ = (*CONN_SLOTS, "_closing", "ctx", "transport")
     kind: ClassVar[str] = "sse"
 
     def __init__(self, ctx: PushContext, transport: asyncio.Transport) -> None:
         self.init_conn()
         self.ctx = ctx
         self.transport = transport
-        self._fd = socket_fd(transport)
         self._closing = False
 
     def write(self, msg: Message) -> None:
         frame = msg.frames.get(_FRAME_KEY)
         if frame is None:
             frame = msg.frames[_FRAME_KEY] = event(msg.data)
-        send(self.transport, self._fd, frame)
+        self.transport.write(frame)
 
     def close(self, code: int, reason: str) -> None:
         """SSE has no close codes: a ``close`` event carries them, then the stream ends."""

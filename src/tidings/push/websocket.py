@@ -18,7 +18,6 @@ from tidings.protocol.push import ClientType, parse_client_message
 from tidings.push.context import PushContext
 from tidings.push.http import HttpConnection, Request
 from tidings.push.hub import CONN_SLOTS, Conn, Message
-from tidings.push.sockwrite import send, socket_fd
 from tidings.push.wsframe import (
     NO_STATUS,
     OP_CLOSE,
@@ -37,7 +36,7 @@ from tidings.push.wsframe import (
 
 #: Attribute slots of :class:`WebSocketProtocol` (see ``CONN_SLOTS`` for why the
 #: base classes declare none and concrete classes list them all).
-WS_SLOTS = ("_closing", "_fd", "_reader", "_timer", "ctx", "transport")
+WS_SLOTS = ("_closing", "_reader", "_timer", "ctx", "transport")
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -54,7 +53,6 @@ class WebSocketProtocol(asyncio.Protocol):
     _reader: FrameReader | None
     _timer: asyncio.TimerHandle | None
     _closing: bool
-    _fd: int
 
     def start(
         self,
@@ -66,7 +64,6 @@ class WebSocketProtocol(asyncio.Protocol):
         """Take the socket; with ``refusal``, close it at once with its close code."""
         self.ctx = ctx
         self.transport = transport
-        self._fd = socket_fd(transport)
         self._reader = None
         self._timer = None
         self._closing = False
@@ -99,7 +96,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def send_frame(self, frame: bytes) -> None:
         if not self._closing and self.transport is not None:
-            send(self.transport, self._fd, frame)
+            self.transport.write(frame)
 
     def close(self, code: int, reason: str) -> None:
         """Send a close frame and close the socket; abort it if it cannot flush in time."""
@@ -209,7 +206,7 @@ class PushWebSocket(WebSocketProtocol, Conn):
         frame = msg.frames.get(_FRAME_KEY)
         if frame is None:
             frame = msg.frames[_FRAME_KEY] = text_frame(msg.data)
-        send(self.transport, self._fd, frame)  # type: ignore[arg-type]
+        self.transport.write(frame)  # type: ignore[union-attr]
 
     def close(self, code: int, reason: str) -> None:
         # Forget it in the hub first: nothing more is written to a closing socket.
