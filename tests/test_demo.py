@@ -23,45 +23,58 @@ from tests.conftest import free_port
 from tidings.app.seed import DEMO_PASSWORD
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+@pytest.fixture(params=["embedded", "postgres+redis"])
+def demo(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    """The demo as shipped (SQLite, in-process broker, one process), and pointed at
+    PostgreSQL and Redis with two separate push processes sharing one port."""
     port, push_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tidings",
-            "demo",
-            "--port",
-            str(port),
-            "--push-port",
-            str(push_port),
-            "--db",
-            str(tmp_path / "demo.sqlite3"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "tidings",
+        "demo",
+        "--port",
+        str(port),
+        "--push-port",
+        str(push_port),
+    ]
+    if request.param == "embedded":
+        command += ["--db", str(tmp_path / "demo.sqlite3")]
+    else:
+        postgres, redis = (
+            request.getfixturevalue("postgres_url"),
+            request.getfixturevalue("redis_url"),
+        )
+        command += ["--db", postgres, "--redis-url", redis]
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"demo did not start:\n{out}")
-            time.sleep(0.1)
+        deadline = time.monotonic() + 90
+        wait_ready(f"{base}/healthz", proc, deadline, log)
+        wait_ready(f"http://127.0.0.1:{push_port}/readyz", proc, deadline, log)
         yield base, f"ws://127.0.0.1:{push_port}/ws", proc
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer 200:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
 
 
 async def sign_in(base: str, email: str) -> tuple[httpx.AsyncClient, dict[str, str]]:

@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--push-port", type=int, default=None, help="push port (default: port+1)")
     demo.add_argument("--db", default="tidings-demo.sqlite3", help="SQLite file (or a DB URL)")
     demo.add_argument("--fresh", action="store_true", help="start from an empty database")
+    demo.add_argument(
+        "--redis-url",
+        default=None,
+        help="use Redis and separate push processes instead of the in-process broker",
+    )
+    demo.add_argument(
+        "--push-processes", type=int, default=2, help="push processes with --redis-url"
+    )
     demo.set_defaults(handler=_demo)
 
     app = sub.add_parser("app", help="the app server (settings from TIDINGS_* and REDIS_URL)")

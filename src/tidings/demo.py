@@ -11,7 +11,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -51,18 +53,23 @@ async def demo(args: argparse.Namespace, url: str) -> None:
     # Everything else (poll intervals, jitter, full push) from TIDINGS_* as for `tidings app`.
     settings = AppSettings.from_env(
         database_url=url,
+        redis_url=args.redis_url,
         push_keys=keys,
         push_urls=PushUrls.from_base(f"http://{public_host}:{push_port}"),
         migrate=False,
     )
-    broker = MemoryBroker()
+    broker = None if args.redis_url else MemoryBroker()
     services = build_services(settings, broker)
     await migrate.upgrade(services.engines)
     if await services.accounts.by_email(USERS[0][0]) is None:
         seeded = await seed(services.accounts, services.store)
         log.info("seeded project %s", seeded.project_id)
 
-    push = PushSwitch(broker, keys, args.host, push_port)
+    push: PushSwitch | PushProcesses
+    if broker is None:
+        push = PushProcesses(args.redis_url, keys, args.host, push_port, args.push_processes)
+    else:
+        push = PushSwitch(broker, keys, args.host, push_port)
     await push.start()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, lambda: loop.create_task(push.stop()))
@@ -100,6 +107,54 @@ class PushSwitch:
         if server is not None:
             await server.close()
             log.info("push server stopped")
+
+
+class PushProcesses:
+    """Separate ``tidings push`` processes on Redis sharing one port (SO_REUSEPORT),
+    as deployed; stopped with SIGTERM (drain) and started again like PushSwitch."""
+
+    #: Seconds a push process gets to drain before it is killed.
+    STOP_TIMEOUT = 10.0
+
+    def __init__(self, redis_url: str, keys: KeyRing, host: str, port: int, count: int) -> None:
+        self._env = {**os.environ, "REDIS_URL": redis_url, "TIDINGS_PUSH_KEYS": keys.spec()}
+        self._command = [
+            sys.executable,
+            "-m",
+            "tidings",
+            "push",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--reuse-port",
+            "--drain-window",
+            "3",
+        ]
+        self._count = count
+        self._processes: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> None:
+        if not self._processes:
+            for _ in range(self._count):
+                self._processes.append(
+                    await asyncio.create_subprocess_exec(*self._command, env=self._env)
+                )
+            log.info("started %d push processes", self._count)
+
+    async def stop(self) -> None:
+        processes, self._processes = self._processes, []
+        for process in processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.wait(), self.STOP_TIMEOUT)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if processes:
+            log.info("push processes stopped")
 
 
 def banner(app_url: str, push_url: str) -> str:
