@@ -19,9 +19,20 @@ def test_poll_path_quick(tmp_path: Path) -> None:
         pytest.fail("wrk is missing (./dev test installs it)")
     out = tmp_path / "poll_path"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "poll_path.py"), "--duration", "1",
-         "--configs", "sqlite", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "poll_path.py"),
+            "--duration",
+            "1",
+            "--configs",
+            "sqlite",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     data = json.loads(out.with_suffix(".json").read_text())
