@@ -20,6 +20,7 @@ import pytest
 import websockets
 
 from tests.conftest import free_port
+from tests.processes import wait_http_ok
 from tidings.app.seed import DEMO_PASSWORD
 
 
@@ -54,8 +55,8 @@ def demo(
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
-        wait_ready(f"{base}/healthz", proc, deadline, log)
-        wait_ready(f"http://127.0.0.1:{push_port}/readyz", proc, deadline, log)
+        wait_http_ok(f"{base}/healthz", proc, deadline, log.read_text)
+        wait_http_ok(f"http://127.0.0.1:{push_port}/readyz", proc, deadline, log.read_text)
         yield base, f"ws://127.0.0.1:{push_port}/ws", proc
     finally:
         proc.terminate()
@@ -63,18 +64,6 @@ def demo(
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
-    while True:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer 200:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
 
 
 async def sign_in(base: str, email: str) -> tuple[httpx.AsyncClient, dict[str, str]]:

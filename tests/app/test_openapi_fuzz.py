@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import positive_data_acceptance
 
 from tests.conftest import free_port
+from tests.processes import wait_http_ok
 
 EXAMPLES = int(os.environ.get("TIDINGS_FUZZ_EXAMPLES", "25"))
 
@@ -39,24 +40,17 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     _tidings("users", "add", "fuzz@x.io", "Fuzz", "--password", "password1", "--admin", env=env)
     token = _tidings("tokens", "create", "fuzz@x.io", env=env)
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tidings", "app", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = tmp_path_factory.mktemp("fuzz-log") / "app.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tidings", "app", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("app did not start")
-            time.sleep(0.1)
+        wait_http_ok(f"{base}/healthz", proc, time.monotonic() + 30, log.read_text)
         headers = {"Authorization": f"Bearer {token}"}
         pid = httpx.post(f"{base}/api/projects", json={"name": "Fuzz"}, headers=headers).json()
         httpx.post(

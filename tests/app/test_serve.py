@@ -11,6 +11,7 @@ import time
 import httpx
 
 from tests.conftest import free_port
+from tests.processes import wait_http_ok
 
 
 def test_two_workers_start_migrate_once_and_serve(sqlite_url: str, redis_url: str) -> None:
@@ -28,15 +29,7 @@ def test_two_workers_start_migrate_once_and_serve(sqlite_url: str, redis_url: st
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "app did not start"
-            time.sleep(0.2)
+        wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc, time.monotonic() + 60)
         answers = {httpx.get(f"http://127.0.0.1:{port}/api/me").status_code for _ in range(20)}
         assert answers == {401}
     finally:
