@@ -59,11 +59,18 @@ export function run(io, { url, mode, how, project, log, finish }) {
     if (how === "kick") {
       // The harness disconnects this client right after the poke.
     } else if (pokes.length === 1) {
-      // Stay through a few heartbeats, then refresh the token on the same session.
-      setTimeout(() => {
+      // Stay through at least two server pings (waiting on them, not on a fixed
+      // time: a busy machine may ping late), then refresh the token on the same
+      // session. The run's deadline bounds the wait.
+      const refreshAfterPings = () => {
+        if (pings < 2) {
+          setTimeout(refreshAfterPings, 100);
+          return;
+        }
         const refresh = { token: "token-2", projects: { [project]: message.version } };
         socket.emit("refresh", refresh, () => log({ ack: "refresh" }));
-      }, 1000);
+      };
+      setTimeout(refreshAfterPings, 500);
     } else if (pokes.length === 2) {
       const transport = socket.io.engine.transport.name;
       log({ done: true, pings, connected: socket.connected, transport });
