@@ -3,15 +3,13 @@ Python floor gets every poke. Not a timed test: no figure is checked."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.runner import run_bench
 
 pytestmark = [
     pytest.mark.redis,
@@ -21,25 +19,9 @@ pytestmark = [
 
 
 def test_fanout_quick(tmp_path: Path) -> None:
-    out = tmp_path / "fanout"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "fanout.py"),
-            "--quick",
-            "--servers",
-            "tidings-ws,python-lean",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    data = run_bench(
+        "fanout.py", tmp_path / "fanout", "--quick", "--servers", "tidings-ws,python-lean"
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    data = json.loads(out.with_suffix(".json").read_text())
-    assert out.with_suffix(".png").is_file()
     assert set(data["results"]) == {"tidings-ws", "python-lean"}
     for name, result in data["results"].items():
         assert "error" not in result, (name, result)
