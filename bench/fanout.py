@@ -65,6 +65,7 @@ POKE_MAX_S = 120.0
 PER_GENERATOR = 4000
 ALL_TARGETS = (
     "tidings-ws",
+    "tidings-ws-pyloop",
     "tidings-sse",
     "tidings-sio",
     "c-epoll",
@@ -80,6 +81,7 @@ ALL_TARGETS = (
 QUICK_TARGETS = ("tidings-ws", "tidings-sse", "python-lean", "c-epoll")
 DESCRIPTIONS = {
     "tidings-ws": "tidings push /ws (uvloop, hand-written WebSocket, hub)",
+    "tidings-ws-pyloop": "tidings push /ws with the pure-Python fan-out loop (no native part)",
     "tidings-sse": "tidings push /sse",
     "tidings-sio": "tidings push /socket.io/ (Engine.IO over WebSocket)",
     "c-epoll": "C floor: single-threaded epoll, one send() per client",
@@ -330,7 +332,7 @@ async def start_peer(name: str, env: Env) -> Server:
     return server
 
 
-async def start_tidings(env: Env) -> Server:
+async def start_tidings(env: Env, native: bool = True) -> Server:
     port = free_port()
     penv = {
         **os.environ,
@@ -341,6 +343,8 @@ async def start_tidings(env: Env) -> Server:
         "TIDINGS_PUSH_IP_RATE": "0",
         # The other servers send no heartbeat or ping during the run either.
         "TIDINGS_PUSH_HEARTBEAT": "3600",
+        # tidings-ws-pyloop: what /ws costs where the extension could not be built.
+        "TIDINGS_PUSH_NATIVE_FANOUT": "1" if native else "0",
     }
     cmd = [sys.executable, "-m", "tidings", "push", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--max-connections", "19500", "--drain-window", "1", "--log-level", "WARNING"]
@@ -463,6 +467,12 @@ async def start_pushpin(env: Env) -> Server:
     return server
 
 
+def native_fanout_built() -> bool:
+    from tidings.push import fanout
+
+    return fanout.NATIVE is not None
+
+
 def socketio_mounted() -> bool:
     with contextlib.suppress(ImportError):
         return callable(getattr(importlib.import_module("tidings.push.sio"), "http_handler", None))
@@ -471,7 +481,7 @@ def socketio_mounted() -> bool:
 
 async def start(name: str, env: Env) -> Server:
     if name.startswith("tidings-"):
-        return await start_tidings(env)
+        return await start_tidings(env, native=name != "tidings-ws-pyloop")
     if name == "pushpin-sse":
         return await start_pushpin(env)
     return await start_peer(name, env)
@@ -486,7 +496,7 @@ def client_spec(name: str, env: Env, port: int) -> dict[str, Any]:
     )
     eio = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n" + upgrade
     project = env.project
-    if name == "tidings-ws":
+    if name in ("tidings-ws", "tidings-ws-pyloop"):
         sub = json.dumps({"type": "subscribe", "token": env.token(), "projects": {project: 0}})
         return {
             "ws": True,
@@ -1110,6 +1120,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "spacing_s": args.spacing,
         "rounds": args.rounds,
         "generator": args.generator,
+        # Whether tidings-ws ran the native fan-out loop (src/tidings/push/_fanout.c).
+        "native_fanout": native_fanout_built(),
         "server_core": server_core,
         "generator_core": gen_core,
         "results": {},

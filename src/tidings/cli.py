@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from tidings.app.admin_cli import add_arguments as admin_arguments
 from tidings.client.watch import add_arguments as watch_arguments
 from tidings.push.main import add_arguments as push_arguments
+from tidings.sim.main import add_arguments as sim_arguments
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,6 +35,12 @@ def _push(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from tidings.client.watch import run
+
+    return run(args)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from tidings.sim.main import run
 
     return run(args)
 
@@ -85,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="print a project's changes live")
     watch_arguments(watch)
     watch.set_defaults(handler=_watch)
+
+    sim = sub.add_parser(
+        "sim", help="simulate a fleet: steady, crash, deploy, or compare with a measured run"
+    )
+    sim_arguments(sim)
+    sim.set_defaults(handler=_sim)
 
     admin_arguments(sub, _admin)
     return parser

@@ -343,3 +343,23 @@ async def test_an_unreachable_database_is_503_with_retry_after(make_stack: Stack
             r = await http.get(path)
             assert r.status_code == 503, r.text
             assert r.json()["error"] == "unavailable" and r.headers["Retry-After"] == "5"
+
+
+async def test_nul_and_astral_text_round_trip_on_both_stores(
+    make_stack: StackFactory, db_url: str
+) -> None:
+    # PostgreSQL refuses NUL in text and jsonb: the store must keep it as a JSON escape.
+    stack = await make_stack(db_url)
+    p = await make_project(stack)
+    title = "a\x00b \U0001f680 \u202e"
+    async with stack.client(p["tokens"]["owner"]) as http:
+        r = await http.post(
+            f"/api/projects/{p['pid']}/commands",
+            json={"command": {"type": "create_story", "title": title}},
+        )
+        assert r.status_code == 200, r.text
+        version = r.json()["version"]
+        r = await http.get(f"/api/projects/{p['pid']}/events?since={version - 1}")
+        assert r.json()["events"][0]["data"]["story"]["title"] == title
+        snapshot = (await http.get(f"/api/projects/{p['pid']}")).json()
+        assert [s["title"] for s in snapshot["stories"]][-1] == title

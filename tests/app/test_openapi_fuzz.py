@@ -1,5 +1,7 @@
 """Schemathesis against a real ``tidings app`` process: generated requests from the
-OpenAPI spec never get a 5xx and every answer matches the spec."""
+OpenAPI spec never get a 5xx and every answer matches the spec. Hand-written
+hostile input (huge numbers, broken JSON, oversized bodies, odd Unicode) on the
+poll and command endpoints gets a 4xx with the documented error body."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ from schemathesis.checks import positive_data_acceptance
 from tests.conftest import free_port
 from tests.processes import wait_http_ok
 
+#: Generated cases per operation: 25 in CI (about 300 cases in all; operations
+#: with few inputs, such as a GET without parameters, run fewer);
+#: ``TIDINGS_FUZZ_EXAMPLES=150`` runs about 1,500.
 EXAMPLES = int(os.environ.get("TIDINGS_FUZZ_EXAMPLES", "25"))
 
 
@@ -80,6 +85,8 @@ def test_generated_requests_get_no_server_error(
     headers = {"Authorization": f"Bearer {token}"}
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 12
+    ran: dict[str, int] = {}
+    started = time.monotonic()
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -98,10 +105,133 @@ def test_generated_requests_get_no_server_error(
             case.call_and_validate(
                 base_url=base, headers=headers, excluded_checks=[positive_data_acceptance]
             )
+            label = case.operation.label
+            ran[label] = ran.get(label, 0) + 1
 
         check()
+    total = sum(ran.values())
+    print(
+        f"schemathesis: {total} cases over {len(ran)} operations in "
+        f"{time.monotonic() - started:.0f} s (max {EXAMPLES} per operation)"
+    )
+    assert len(ran) == len(operations) and total >= len(operations) * min(EXAMPLES, 5)
 
 
 def test_spec_is_served(live_app: tuple[str, str]) -> None:
     spec = httpx.get(f"{live_app[0]}/openapi.json").json()
     assert "/api/projects/{project_id}/events" in spec["paths"]
+
+
+@pytest.fixture(scope="module")
+def project(live_app: tuple[str, str]) -> int:
+    base, token = live_app
+    r = httpx.post(
+        f"{base}/api/projects",
+        json={"name": "Edges"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["project"])
+
+
+_BIG = str(10**30)
+#: (path, method, content, extra headers): hostile input the poll and command
+#: endpoints must refuse with a 4xx and the documented ``{"error", "detail"}`` body.
+HOSTILE: dict[str, tuple[str, str, bytes | None, dict[str, str]]] = {
+    "huge-since": ("/events?since=" + _BIG, "GET", None, {}),
+    "negative-since": ("/events?since=-1", "GET", None, {}),
+    "float-since": ("/events?since=1e3", "GET", None, {}),
+    "unicode-digit-since": ("/events?since=%D9%A3", "GET", None, {}),
+    "nul-since": ("/events?since=%00", "GET", None, {}),
+    "negative-limit": ("/events?limit=-5", "GET", None, {}),
+    "zero-limit": ("/events?limit=0", "GET", None, {}),
+    "huge-limit": ("/events?limit=" + _BIG, "GET", None, {}),
+    "multi-huge-since": ("/../../poll?p={pid}:" + _BIG, "GET", None, {}),
+    "multi-negative-project": ("/../../poll?p=-1:0", "GET", None, {}),
+    "multi-rtl": ("/../../poll?p=%E2%80%AE7:0", "GET", None, {}),
+    "multi-negative-limit": ("/../../poll?p={pid}:0&limit=-1", "GET", None, {}),
+    "oversized-body": (
+        "/commands",
+        "POST",
+        b'{"command":{"type":"create_story","title":"' + b"x" * 70_000 + b'"}}',
+        {},
+    ),
+    "malformed-json": ("/commands", "POST", b'{"command": {"type": ', {}),
+    "not-utf8": (
+        "/commands",
+        "POST",
+        b'{"command":{"type":"create_story","title":"\xff\xfe"}}',
+        {},
+    ),
+    "lone-surrogate": (
+        "/commands",
+        "POST",
+        b'{"command":{"type":"create_story","title":"\\ud800"}}',
+        {},
+    ),
+    "nul-in-type": ("/commands", "POST", b'{"command":{"type":"create_story\\u0000"}}', {}),
+    "huge-expected-version": (
+        "/commands",
+        "POST",
+        b'{"command":{"type":"create_story","title":"t"},'
+        b'"expected_version":' + _BIG.encode() + b"}",
+        {},
+    ),
+    "negative-expected-version": (
+        "/commands",
+        "POST",
+        b'{"command":{"type":"create_story","title":"t"},"expected_version":-1}',
+        {},
+    ),
+    "json-array": ("/commands", "POST", b"[]", {}),
+    "deep-nesting": ("/commands", "POST", b'{"command":' + b"[" * 5000 + b"]" * 5000 + b"}", {}),
+    "long-idempotency-key": (
+        "/commands",
+        "POST",
+        b'{"command":{"type":"create_story","title":"t"}}',
+        {"Idempotency-Key": "k" * 201},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_input_gets_a_4xx_with_a_json_error(
+    live_app: tuple[str, str], project: int, case: str
+) -> None:
+    base, token = live_app
+    path, method, content, extra = HOSTILE[case]
+    url = f"{base}/api/projects/{project}{path.format(pid=project)}"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", **extra}
+    r = httpx.request(method, url, content=content, headers=headers, timeout=30)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    body = r.json()
+    assert isinstance(body["error"], str) and isinstance(body["detail"], str), body
+
+
+#: Valid Unicode is data, not an attack: stored and read back exactly.
+UNICODE = {
+    "rtl-override": "\u202eevil.exe\u202c",
+    "emoji-4-byte": "ship it \U0001f680\U0001f9d1\u200d\U0001f4bb",
+    "combining": "e\u0301" * 20,
+    "nul": "a\u0000b",
+    "bom-and-zwj": "\ufeff\u200d\u2060",
+}
+
+
+@pytest.mark.parametrize("case", list(UNICODE))
+def test_unicode_edge_cases_round_trip_through_commands_and_polls(
+    live_app: tuple[str, str], project: int, case: str
+) -> None:
+    base, token = live_app
+    headers = {"Authorization": f"Bearer {token}"}
+    title = UNICODE[case]
+    r = httpx.post(
+        f"{base}/api/projects/{project}/commands",
+        json={"command": {"type": "create_story", "title": title}},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    version = r.json()["version"]
+    r = httpx.get(f"{base}/api/projects/{project}/events?since={version - 1}", headers=headers)
+    assert r.status_code == 200
+    assert r.json()["events"][0]["data"]["story"]["title"] == title

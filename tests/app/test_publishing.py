@@ -9,6 +9,7 @@ import redis.asyncio as redis
 
 from tests.app.conftest import StackFactory
 from tests.app.test_api import make_project
+from tidings.protocol import control
 from tidings.protocol.channels import project_channel, version_key
 from tidings.protocol.poke import Poke, decode_poke
 
@@ -112,3 +113,27 @@ async def test_a_dead_broker_never_fails_a_command(
     await stack.services.pokes.close()
     assert stack.services.metrics.publish_failures._value.get() >= 1
     assert orjson.loads(r.content)["event"]["data"]["story"]["title"] == "still works"
+
+
+async def test_a_member_removal_is_kept_for_push_servers_that_start_later(
+    make_stack: StackFactory, sqlite_url: str, redis_url: str
+) -> None:
+    stack = await make_stack(sqlite_url, redis_url=redis_url)
+    p = await make_project(stack)
+    async with stack.client(p["tokens"]["owner"]) as http:
+        r = await http.post(
+            f"/api/projects/{p['pid']}/commands",
+            json={"command": {"type": "remove_member", "user_id": p["ids"]["member"]}},
+        )
+        assert r.status_code == 200, r.text
+        removed_at = r.json()["event"]["ts"]
+    expected = (p["ids"]["member"], p["pid"], removed_at)
+
+    async def kept() -> None:
+        while True:
+            found = await stack.services.broker.recent_revocations(removed_at - 1)
+            if expected in [control.parse_revoke(m) for m in found]:
+                return
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(kept(), 5)

@@ -129,7 +129,7 @@ async def test_admin_stats_show_the_app_and_push_servers_heard_on_the_control_ch
 ) -> None:
     import redis.asyncio as redis
 
-    from tidings.protocol.channels import CONTROL_CHANNEL
+    from tidings.protocol.channels import STATS_CHANNEL
     from tidings.protocol.control import push_stats
 
     stack = await make_stack(sqlite_url, redis_url=redis_url)
@@ -142,7 +142,7 @@ async def test_admin_stats_show_the_app_and_push_servers_heard_on_the_control_ch
         async with stack.client(admin_token) as http, stack.client(user_token) as user:
             assert (await user.get("/api/admin/stats")).status_code == 403
             for _ in range(50):  # the app's control subscription comes up asynchronously
-                await client.publish(CONTROL_CHANNEL, push_stats(server, time.time(), figures))
+                await client.publish(STATS_CHANNEL, push_stats(server, time.time(), figures))
                 await asyncio.sleep(0.1)
                 body = (await http.get("/api/admin/stats")).json()
                 mine = [s for s in body["push_servers"] if s["id"] == server]

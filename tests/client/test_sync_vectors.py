@@ -68,6 +68,7 @@ def test_every_rule_has_a_vector_file() -> None:
         "multi_project",
         "lag",
         "start_and_snapshot",
+        "revoked",
     } <= rules
 
 

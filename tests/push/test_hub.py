@@ -302,3 +302,167 @@ def test_a_closed_connection_gets_nothing_more() -> None:
     rig.advance(30.0)
     assert conn.pokes() == []
     assert rig.hub.connections == {"fake": 0}
+
+
+# -- revocations (docs/PROTOCOL.md 3.2 `revoke`, 4.1 `revoked`) ---------------------
+
+
+def _subscribe_with_token_from(
+    rig: Rig,
+    conn: FakeConn,
+    projects: dict[int, int],
+    issued: float,
+    *,
+    refresh: bool = False,
+    names: list[int] | None = None,
+) -> None:
+    """Subscribe with a token issued at ``issued`` (relative seconds), naming ``projects``."""
+    named = sorted(projects) if names is None else names
+    token, _ = sign_push_token(KEYS, 1, named, now=WALL + issued)
+    claims = rig.hub.authorize(token, projects, WALL + rig.now)
+    rig.hub.subscribe(conn, claims, projects, rig.now, WALL + rig.now, refresh=refresh)
+
+
+def test_a_revocation_stops_that_users_connections_watching_the_project_at_once() -> None:
+    rig = Rig()
+    removed, other_user = rig.conn({7: 1, 9: 1}, user=1), rig.conn({7: 1}, user=2)
+    rig.hub.on_revoke(1, 7, WALL + rig.now, WALL + rig.now)
+    assert removed.of_type("revoked") == [{"type": "revoked", "project": 7}]
+    assert removed.closed is None
+    rig.poke(7, 2)
+    rig.poke(9, 2)
+    assert removed.pokes() == [(9, 2)]
+    assert other_user.pokes() == [(7, 2)]
+    assert other_user.of_type("revoked") == []
+    assert rig.hub.watchers(7) == 1
+    assert rig.hub.counters.revocations_received == 1
+    assert rig.hub.counters.revoked_subscriptions == 1
+
+
+def test_the_last_revoked_watcher_unsubscribes_the_server_from_the_project() -> None:
+    rig = Rig()
+    rig.conn({7: 1})
+    rig.hub.on_revoke(1, 7, WALL, WALL)
+    assert rig.broker.unsubscribed == [7]
+    assert rig.hub.subscribed_projects() == 0
+
+
+def test_a_token_issued_before_the_revocation_is_refused_for_that_project_only() -> None:
+    rig = Rig()
+    rig.advance(100.0)
+    rig.hub.on_revoke(1, 7, WALL + 50.0, WALL + rig.now)
+    conn = FakeConn()
+    rig.hub.attach(conn, rig.now)
+    _subscribe_with_token_from(rig, conn, {7: 1, 9: 1}, issued=40.0)
+    assert [m["type"] for m in conn.messages] == ["subscribed", "revoked"]
+    assert conn.messages[0]["projects"] == {"9": 1}
+    assert conn.messages[1] == {"type": "revoked", "project": 7}
+    rig.poke(7, 2)
+    rig.poke(9, 2)
+    assert conn.pokes() == [(9, 2)]
+    assert rig.hub.watchers(7) == 0
+
+
+def test_a_token_issued_within_the_leeway_after_the_revocation_is_refused_too() -> None:
+    # Another app process's clock may be ahead by the leeway: such a token may
+    # still have been signed from a read made before the removal committed.
+    rig = Rig()
+    rig.advance(100.0)
+    rig.hub.on_revoke(1, 7, WALL + 50.0, WALL + rig.now)
+    refused, accepted = FakeConn(), FakeConn()
+    rig.hub.attach(refused, rig.now)
+    rig.hub.attach(accepted, rig.now)
+    _subscribe_with_token_from(rig, refused, {7: 1}, issued=55.0)
+    _subscribe_with_token_from(rig, accepted, {7: 1}, issued=56.0)
+    assert refused.of_type("revoked") == [{"type": "revoked", "project": 7}]
+    assert accepted.of_type("revoked") == []
+    assert accepted.messages[0]["projects"] == {"7": 1}
+
+
+def test_a_late_revocation_leaves_a_connection_whose_token_came_after_it() -> None:
+    # Removed, added back, subscribed with a new token; the removal's revoke
+    # arrives only now (a slow broker): the new membership stands.
+    rig = Rig()
+    rig.advance(100.0)
+    conn = FakeConn()
+    rig.hub.attach(conn, rig.now)
+    _subscribe_with_token_from(rig, conn, {7: 1}, issued=90.0)
+    rig.hub.on_revoke(1, 7, WALL + 80.0, WALL + rig.now)
+    assert conn.of_type("revoked") == []
+    rig.poke(7, 2)
+    assert conn.pokes() == [(7, 2)]
+
+
+def test_a_refresh_with_a_token_from_before_the_revocation_drops_the_project() -> None:
+    rig = Rig()
+    rig.advance(100.0)
+    conn = FakeConn()
+    rig.hub.attach(conn, rig.now)
+    _subscribe_with_token_from(rig, conn, {7: 1, 9: 1}, issued=90.0)
+    rig.hub.on_revoke(1, 7, WALL + 95.0, WALL + rig.now)
+    conn.messages.clear()
+    # The refresh names no projects: it keeps those the (old) token names, less the revoked.
+    _subscribe_with_token_from(rig, conn, {}, issued=92.0, refresh=True, names=[7, 9])
+    assert [m["type"] for m in conn.messages] == ["subscribed"]
+    assert conn.messages[0]["projects"] == {"9": 1}
+    assert rig.hub.watchers(7) == 0
+
+
+def test_a_paused_connection_gets_the_revocation_and_never_the_projects_queued_poke() -> None:
+    rig = Rig()
+    conn = rig.conn({7: 1, 9: 1})
+    rig.hub.paused(conn, rig.now)
+    rig.poke(7, 2)
+    rig.poke(9, 2)
+    rig.hub.on_revoke(1, 7, WALL + rig.now, WALL + rig.now)
+    assert conn.pokes() == []
+    rig.hub.resumed(conn)
+    assert conn.pokes() == [(9, 2)]
+    assert conn.of_type("revoked") == [{"type": "revoked", "project": 7}]
+    assert rig.hub.counters.pokes_sent == 1
+
+
+def test_revocations_are_kept_for_the_longest_token_lifetime_plus_leeway() -> None:
+    rig = Rig(max_token_lifetime=600.0)
+    rig.hub.on_revoke(1, 7, WALL, WALL)
+    rig.now = 603.0
+    conn = FakeConn()
+    rig.hub.attach(conn, rig.now)
+    # Issued just before the revocation: accepted until 599 s + 5 s of leeway.
+    _subscribe_with_token_from(rig, conn, {7: 1}, issued=-1.0)
+    assert conn.of_type("revoked") != []
+    revocations = rig.hub.revocations
+    # Kept for the last such token (issued at the leeway, accepted to 610 s).
+    assert revocations.revokes(1, 7, WALL + 5.0, WALL + 609.0)
+    assert not revocations.revokes(1, 7, WALL + 5.0, WALL + 610.0)
+    # The next revocation sweeps the expired one out.
+    rig.hub.on_revoke(2, 7, WALL + 610.0, WALL + 610.0)
+    assert len(revocations) == 1
+
+
+def test_the_revocation_set_is_bounded_and_forgets_the_oldest_first() -> None:
+    rig = Rig()
+    revocations = rig.hub.revocations
+    revocations.limit = 3
+    for user in range(1, 6):
+        rig.hub.on_revoke(user, 7, WALL, WALL)
+    assert len(revocations) == 3
+    assert rig.hub.counters.revocations_evicted == 2
+    assert not revocations.revokes(1, 7, WALL, WALL)
+    assert not revocations.revokes(2, 7, WALL, WALL)
+    assert revocations.revokes(5, 7, WALL, WALL)
+
+
+def test_the_first_heartbeat_comes_at_the_given_share_of_the_interval() -> None:
+    # Servers started together pick different phases, so they do not all write
+    # a heartbeat to every connection at the same moment.
+    settings = PushSettings(heartbeat_interval=10.0)
+    hub = Hub(settings, KEYS, FakeBroker(), now=100.0, heartbeat_phase=0.25)
+    hub.tick(102.4)
+    assert hub.counters.heartbeats_sent == 0
+    hub.tick(102.5)
+    assert hub.counters.heartbeats_sent == 1
+    hub.tick(112.4)
+    assert hub.counters.heartbeats_sent == 1
+    hub.tick(112.5)
+    assert hub.counters.heartbeats_sent == 2

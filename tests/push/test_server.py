@@ -8,7 +8,7 @@ import time
 
 import orjson
 
-from tidings.protocol.channels import CONTROL_CHANNEL, project_channel
+from tidings.protocol.channels import project_channel
 from tidings.protocol.errors import CloseCode
 from tidings.protocol.poke import Poke, encode_poke
 from tidings.protocol.push import ServerState
@@ -135,11 +135,11 @@ async def test_clients_hear_degraded_at_once_when_link_heartbeats_stop(
     ws.send_json({"type": "subscribe", "token": token(), "projects": {"7": 1}})
     await ws.message()
     # Make the in-process link deaf: heartbeats are published but never delivered.
-    server.subscriber.unsubscribe(CONTROL_CHANNEL)
+    server.subscriber.unsubscribe(server.link_channel)
     assert await ws.message() == {"type": "heartbeat", "state": "degraded"}
     assert (await request(server.port, get("/readyz")))[0] == 503
     await broker.set_version(7, 4)
-    server.subscriber.subscribe(CONTROL_CHANNEL)
+    server.subscriber.subscribe(server.link_channel)
     assert await ws.message() == {"type": "heartbeat", "state": "ok"}
     poke = await ws.message()
     assert (poke["type"], poke["version"]) == ("poke", 4)

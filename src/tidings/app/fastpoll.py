@@ -20,13 +20,18 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings.app.errors import unexpected_response
-from tidings.app.polling import DEFAULT_LIMIT, MAX_LIMIT, MAX_POLL_PROJECTS, MAX_SINCE
+from tidings.app.polling import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_POLL_PROJECTS,
+    MAX_PROJECT_ID,
+    MAX_SINCE,
+)
 from tidings.app.routes.responses import JSON
 from tidings.app.services import Services
 from tidings.protocol.errors import BadRequest, TidingsError
 
 _EVENTS = re.compile(r"/api/projects/([0-9]{1,16})/events")
-MAX_PROJECT_ID = 2**53
 
 #: Longest query string read; longer ones get 400 (the documented limits fit).
 MAX_QUERY_BYTES = 4096
@@ -36,7 +41,8 @@ def _int(values: dict[str, str], name: str, default: int, low: int, high: int) -
     raw = values.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 20 or not low <= int(raw) <= high:
+    # isascii(): str.isdigit() also takes "٣" and "²" (the documented route refuses them).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or not low <= int(raw) <= high:
         raise BadRequest(f"{name}: must be an integer from {low} to {high}", field=name)
     return int(raw)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tidings.broker.base import Subscriber
-from tidings.protocol.channels import CONTROL_CHANNEL
+from tidings.protocol.channels import STATS_CHANNEL
 from tidings.protocol.control import parse_push_stats
 
 #: A server not heard from for this long is no longer listed (seconds).
@@ -31,7 +31,7 @@ class PushFleet:
 
     def start(self) -> None:
         self._subscriber.start(self._on_message, self._on_link)
-        self._subscriber.subscribe(CONTROL_CHANNEL)
+        self._subscriber.subscribe(STATS_CHANNEL)
 
     async def close(self) -> None:
         await self._subscriber.close()

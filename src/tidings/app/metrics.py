@@ -42,6 +42,13 @@ class Metrics:
             "Pokes dropped because the publish queue was full",
             registry=r,
         )
+        self.revocations = Counter(
+            "tidings_revocations_total",
+            "Revoke control messages after a member's removal, by outcome "
+            "(published, failed: push servers then rely on token expiry)",
+            ["outcome"],
+            registry=r,
+        )
         self.broker_errors = Counter(
             "tidings_broker_errors_total", "Broker errors on the app side", ["op"], registry=r
         )

@@ -2,12 +2,15 @@
 
 The up-to-date answer (the common case) is built from the version cache and
 the membership cache only: no database read. Reads that do reach the events
-table go through a single-flight keyed by (project, since, limit), so a herd
-of clients poked at once costs one read per distinct ``since``.
+table go through a single-flight keyed by (project, since, limit), and the page
+read is kept while the project stays at its version, so a herd of clients poked
+at once costs one read per distinct ``since`` even when their polls are spread
+out in time (the client's poke jitter) rather than concurrent.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +33,16 @@ MAX_POLL_PROJECTS = 50
 
 #: Bounds of the poll's query parameters (out of bounds: 400).
 MAX_SINCE = 2**53
+MAX_PROJECT_ID = 2**53
 MAX_LIMIT = MAX_EVENTS_PER_PAGE
 DEFAULT_LIMIT = 100
+
+#: Bytes of encoded events kept in recent pages (per app process). A page answers
+#: later polls of its (project, since, limit) while the project is still at the
+#: page's version: history below a version never changes, so it cannot be wrong,
+#: only evicted (oldest first). 4 MiB holds ~4,000 pages of a few small events; a
+#: page larger than the whole budget is not kept.
+RECENT_PAGES_BYTES = 4 * 1024 * 1024
 
 RELOAD_AHEAD = "ahead"
 RELOAD_PRUNED = "pruned"
@@ -51,6 +62,19 @@ def version_headers(version: int, advice: Advice | None = None) -> dict[str, str
     return headers
 
 
+def answer_body(project_id: int, version: int, since: int, advice: Advice) -> dict[str, Any]:
+    """A poll answer (docs/PROTOCOL.md 1.2) with no events yet; the caller adds them."""
+    return {
+        "project": project_id,
+        "version": version,
+        "since": since,
+        "events": [],
+        "has_more": False,
+        "reload": None,
+        "advice": advice.to_json(),
+    }
+
+
 def holds_version(if_none_match: str | None, version: int) -> bool:
     """Whether ``If-None-Match`` names the current version (weak tags allowed)."""
     if not if_none_match:
@@ -68,7 +92,14 @@ def parse_targets(values: list[str]) -> dict[int, int]:
     targets: dict[int, int] = {}
     for value in values:
         project, sep, since = value.partition(":")
-        if not (sep and project.isdigit() and since.isdigit()) or len(value) > 40:
+        # Bounded like the one-project route (a since past 2**63 once reached the
+        # database and failed there); ASCII digits only, as int() takes "٣" too.
+        if (
+            not (sep and value.isascii() and project.isdigit() and since.isdigit())
+            or len(value) > 40
+            or not 1 <= int(project) <= MAX_PROJECT_ID
+            or int(since) > MAX_SINCE
+        ):
             raise BadRequest(f"p={value!r} is not <project>:<since>", field="p")
         targets[int(project)] = int(since)
     return targets
@@ -78,18 +109,46 @@ class Poller:
     def __init__(self, services: Services) -> None:
         self._s = services
         self._reads: SingleFlight[EventPage | None] = SingleFlight()
+        self._recent: OrderedDict[tuple[int, int, int], tuple[EventPage, int]] = OrderedDict()
+        self._recent_bytes = 0
         # Label lookups resolved once: the up-to-date poll is the hot path.
         self._outcomes = {
             outcome: services.metrics.polls.labels(outcome)
             for outcome in ("up_to_date", "not_modified", "events", "reload")
         }
 
-    async def _read(self, project_id: int, since: int, limit: int) -> EventPage | None:
+    async def _read(self, project_id: int, since: int, limit: int, known: int) -> EventPage | None:
+        """The page after ``since``; ``known`` is the project's version as the caller
+        knows it (a kept page at or above it still answers)."""
+
         async def load() -> EventPage | None:
             self._s.metrics.store_reads.labels("events").inc()
             return await self._s.store.events_since(project_id, since, limit)
 
-        return await self._reads.run((project_id, since, limit), load)
+        if not self._s.settings.poll_collapsing:
+            return await load()
+        key = (project_id, since, limit)
+        kept = self._recent.get(key)
+        if kept is not None and kept[0].version >= known:
+            self._recent.move_to_end(key)
+            return kept[0]
+        page = await self._reads.run(key, load)
+        if page is not None:
+            self._keep(key, page)
+        return page
+
+    def _keep(self, key: tuple[int, int, int], page: EventPage) -> None:
+        size = sum(len(e) for e in page.events) + 64
+        if size > RECENT_PAGES_BYTES:
+            return
+        old = self._recent.pop(key, None)
+        if old is not None:
+            self._recent_bytes -= old[1]
+        self._recent[key] = (page, size)
+        self._recent_bytes += size
+        while self._recent_bytes > RECENT_PAGES_BYTES:
+            _, (_, dropped) = self._recent.popitem(last=False)
+            self._recent_bytes -= dropped
 
     async def version_for(self, user: User, project_id: int, version: int | None) -> int:
         """The project's version if ``user`` may read it; NotFound otherwise."""
@@ -103,22 +162,18 @@ class Poller:
     async def answer(
         self, user: User, project_id: int, since: int, limit: int, version: int, advice: Advice
     ) -> PollAnswer:
-        body: dict[str, Any] = {
-            "project": project_id,
-            "version": version,
-            "since": since,
-            "events": [],
-            "has_more": False,
-            "reload": None,
-            "advice": advice.to_json(),
-        }
+        body = answer_body(project_id, version, since, advice)
         if since == version:
             self._outcomes["up_to_date"].inc()
             return PollAnswer(version, advice, body)
-        page = await self._read(project_id, since, limit)
+        page = await self._read(project_id, since, limit, version)
         if page is None:
             raise NotFound("project not found")
         # The database is authoritative: the cache may lag a commit by a moment.
+        if page.version != version:
+            # The membership was checked at the cached version; a commit since may
+            # have removed this user, and its events must not reach them.
+            await self.version_for(user, project_id, page.version)
         version = page.version
         self._s.versions.remember(project_id, version)
         body["version"] = version

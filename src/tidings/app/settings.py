@@ -51,6 +51,10 @@ class AppSettings:
     #: Seconds a cached credential or flag set may be stale in this process.
     auth_cache_ttl: float = 30.0
     flag_cache_ttl: float = 2.0
+    #: Collapse the poll path's event reads (single-flight, and each page kept while
+    #: its project stays at its version): a poked herd costs one read per distinct
+    #: (project, since). Off only to measure what that saves (bench/herd.py).
+    poll_collapsing: bool = True
     #: Answer GET polls before the framework's routing (app/fastpoll.py).
     fast_poll: bool = True
     #: Run database migrations at start-up.
@@ -74,6 +78,8 @@ class AppSettings:
             values["full_push"] = True
         if env.get("TIDINGS_MIGRATE") == "0":
             values["migrate"] = False
+        if env.get("TIDINGS_POLL_COLLAPSING") == "0":
+            values["poll_collapsing"] = False
         if env.get("TIDINGS_SECURE_COOKIES") == "1":
             values["secure_cookies"] = True
         for name, key in (

@@ -2,9 +2,11 @@
 
 Most polls find nothing new, so "what version is project P at?" must be cheap.
 With Redis, the answer is the shared version key (one MGET for a multi-poll);
-a miss is refilled from ``projects.version`` with compare-and-set. Without
-Redis (one process), a local map updated on every commit, re-checked against
-the database every ``local_ttl`` seconds in case another process wrote.
+a miss is refilled from ``projects.version`` with compare-and-set, and a key
+behind a version this process committed or read (its write was lost to a Redis
+outage) is raised. Without Redis (one process), a local map updated on every
+commit, re-checked against the database every ``local_ttl`` seconds in case
+another process wrote.
 
 Memberships are cached per (user, project) tagged with the version they were
 read at: membership changes are themselves commands that bump the version, so
@@ -69,6 +71,8 @@ class VersionCache:
                     self._redis_skip_until = now + REDIS_BACKOFF_SECONDS
                     self._metrics.broker_errors.labels("get_version").inc()
                     log.warning("version cache: redis read failed: %r", exc)
+                else:
+                    await self._repair(found)
         else:
             for project_id in ids:
                 entry = self._local.get(project_id)
@@ -80,6 +84,20 @@ class VersionCache:
                 if version is not None:
                     found[project_id] = version
         return found
+
+    async def _repair(self, found: dict[int, int]) -> None:
+        """Raise keys that trail a version this process committed or read.
+
+        A key write lost while Redis was unreachable (a partition, a restart, a
+        timeout) leaves the key at an older version, and every poll would be told
+        "up to date" until it expires (``VERSION_TTL_SECONDS``). The newer version
+        known here wins and is written back (compare-and-set: keys only rise).
+        """
+        for project_id, version in found.items():
+            entry = self._local.get(project_id)
+            if entry is not None and entry[0] > version:
+                found[project_id] = entry[0]
+                await self._share(project_id, entry[0])
 
     async def refresh(self, project_id: int) -> int | None:
         """Read the version from the database and put it back in the cache."""

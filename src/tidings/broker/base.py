@@ -14,6 +14,10 @@ from collections.abc import Callable, Iterable
 #: Called with (channel, payload) for every message on a subscribed channel.
 MessageHandler = Callable[[str, bytes], None]
 
+#: Revocations a broker keeps for late push servers, at most (the oldest go
+#: first). An entry is one ``revoke`` message of ~70 bytes: ~4 MB in Redis.
+MAX_KEPT_REVOCATIONS = 50_000
+
 #: Called with True when the subscription link (re)connects, False when it drops.
 LinkHandler = Callable[[bool], None]
 
@@ -30,6 +34,15 @@ class Publisher(ABC):
     @abstractmethod
     async def get_versions(self, project_ids: Iterable[int]) -> dict[int, int]:
         """Current versions known to the broker; unknown projects are left out."""
+
+    @abstractmethod
+    async def record_revocation(self, message: bytes, at: float, keep_seconds: float) -> None:
+        """Keep a ``revoke`` message readable for ``keep_seconds`` after ``at``
+        (bounded: the oldest go first), for push servers that did not hear it."""
+
+    @abstractmethod
+    async def recent_revocations(self, since: float) -> list[bytes]:
+        """The kept ``revoke`` messages whose ``at`` is after ``since``."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
@@ -56,6 +69,10 @@ class Subscriber(ABC):
     @abstractmethod
     async def publish(self, channel: str, data: bytes) -> None:
         """Used for the link heartbeat on the control channel."""
+
+    @abstractmethod
+    async def recent_revocations(self, since: float) -> list[bytes]:
+        """Read back what :meth:`Publisher.record_revocation` kept (after ``since``)."""
 
     @abstractmethod
     async def close(self) -> None: ...

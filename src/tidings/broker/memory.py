@@ -11,13 +11,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from tidings.broker.base import LinkHandler, MessageHandler, Publisher, Subscriber
+from tidings.broker.base import (
+    MAX_KEPT_REVOCATIONS,
+    LinkHandler,
+    MessageHandler,
+    Publisher,
+    Subscriber,
+)
 
 
 class MemoryBroker(Publisher):
     def __init__(self) -> None:
         self._versions: dict[int, int] = {}
         self._subscribers: list[MemorySubscriber] = []
+        #: ``(at, message)`` in arrival order, expired and bounded like Redis's set.
+        self._revocations: list[tuple[float, bytes]] = []
 
     async def publish(self, channel: str, data: bytes) -> None:
         for subscriber in list(self._subscribers):
@@ -29,6 +37,14 @@ class MemoryBroker(Publisher):
 
     async def get_versions(self, project_ids: Iterable[int]) -> dict[int, int]:
         return {p: self._versions[p] for p in project_ids if p in self._versions}
+
+    async def record_revocation(self, message: bytes, at: float, keep_seconds: float) -> None:
+        kept = [(t, m) for t, m in self._revocations if t > at - keep_seconds]
+        kept.append((at, message))
+        self._revocations = kept[-MAX_KEPT_REVOCATIONS:]
+
+    async def recent_revocations(self, since: float) -> list[bytes]:
+        return [m for t, m in self._revocations if t > since]
 
     def subscriber(self) -> MemorySubscriber:
         subscriber = MemorySubscriber(self)
@@ -65,6 +81,9 @@ class MemorySubscriber(Subscriber):
 
     async def publish(self, channel: str, data: bytes) -> None:
         await self._broker.publish(channel, data)
+
+    async def recent_revocations(self, since: float) -> list[bytes]:
+        return await self._broker.recent_revocations(since)
 
     async def close(self) -> None:
         self._broker.detach(self)

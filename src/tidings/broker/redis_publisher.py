@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 import redis.asyncio as redis
 
-from tidings.broker.base import Publisher
-from tidings.protocol.channels import version_key
+from tidings.broker.base import MAX_KEPT_REVOCATIONS, Publisher
+from tidings.protocol.channels import REVOCATIONS_KEY, version_key
 
 VERSION_TTL_SECONDS = 60
 
@@ -67,6 +67,20 @@ class RedisPublisher(Publisher):
             return {}
         values = await self._redis.mget([version_key(p) for p in ids])
         return {p: int(v) for p, v in zip(ids, values, strict=True) if v is not None}
+
+    async def record_revocation(self, message: bytes, at: float, keep_seconds: float) -> None:
+        # One MULTI: add, forget what no token can outlive, cap the count, and let
+        # the whole set expire if no revocation comes for a token lifetime.
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(REVOCATIONS_KEY, {message: at})
+            pipe.zremrangebyscore(REVOCATIONS_KEY, "-inf", at - keep_seconds)
+            pipe.zremrangebyrank(REVOCATIONS_KEY, 0, -MAX_KEPT_REVOCATIONS - 1)
+            pipe.expire(REVOCATIONS_KEY, int(keep_seconds) + 1)
+            await pipe.execute()
+
+    async def recent_revocations(self, since: float) -> list[bytes]:
+        found = await self._redis.zrangebyscore(REVOCATIONS_KEY, f"({since}", "+inf")
+        return [m for m in found if isinstance(m, bytes)]
 
     async def close(self) -> None:
         await self._redis.aclose()

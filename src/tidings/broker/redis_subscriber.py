@@ -97,6 +97,10 @@ class RedisSubscriber(Subscriber):
         async with asyncio.timeout(self._command_timeout):
             await self._commands.publish(channel, data)
 
+    async def recent_revocations(self, since: float) -> list[bytes]:
+        async with asyncio.timeout(self._command_timeout):
+            return await self._commands.recent_revocations(since)
+
     async def close(self) -> None:
         self._closed = True
         for task in (self._sync_task, self._task):

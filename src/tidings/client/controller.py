@@ -161,6 +161,10 @@ class _Project:
     #: Since when push has been healthy and in use for this project.
     healthy_since: float | None = None
     reported_due: float | None = None
+    #: The push server said the user's access was revoked: never pushed again in
+    #: this controller's life (left out of every subscription), polled at the
+    #: fallback interval; the poll's 404 is what the application acts on.
+    revoked: bool = False
 
     def due(self) -> float | None:
         if self.in_flight:
@@ -202,6 +206,9 @@ class SyncController:
         self._connect_deadline: float | None = None
         self._drain_at: float | None = None
         self._subscribed_at: float | None = None
+        #: A project's advice turned push on while connecting: the subscribe went
+        #: without it, so the connection is refreshed once subscribed.
+        self._refresh_when_subscribed = False
         self._last_seen = 0.0
         self._heartbeat = config.heartbeat
         self._push_failures = 0
@@ -286,7 +293,7 @@ class SyncController:
                 if conn == self._conn and self._push in _OPEN:
                     self._last_seen = now
             case i.PushSubscribed():
-                self._subscribed(now, event)
+                self._subscribed(now, event, out)
             case i.PushHeartbeat(conn=conn, state=state):
                 if conn == self._conn and self._push in _SUBSCRIBED:
                     self._last_seen = now
@@ -305,6 +312,8 @@ class SyncController:
                     and self._token_refresh_at is not None
                 ):
                     self._token_refresh_at = min(self._token_refresh_at, now)
+            case i.PushRevoked(conn=conn, project=project_id):
+                self._revoked(now, conn, project_id)
             case i.PushClosed(conn=conn, code=code):
                 if conn == self._conn and self._push in _OPEN:
                     if code in TOKEN_CLOSE_CODES:
@@ -355,7 +364,10 @@ class SyncController:
         if self._is_missed_poke(now, project, fresh):
             self._missed += 1
         if event.advice is not None:
+            pushed = self._uses_push(project)
             project.advice = event.advice
+            if not pushed and self._uses_push(project):
+                self._watch_on_open_connection(out)
         if event.reload is not None:
             project.failures = 0
             project.needs_snapshot = True
@@ -411,7 +423,29 @@ class SyncController:
                 self._apply(now, project, fresh, Via.FULL_PUSH, out)
         self._announce(now, project, event.version)
 
-    def _subscribed(self, now: float, event: i.PushSubscribed) -> None:
+    def _revoked(self, now: float, conn: int, project_id: int) -> None:
+        if conn != self._conn or self._push not in _OPEN:
+            return
+        self._last_seen = now
+        project = self._projects.get(project_id)
+        if project is None or project.revoked:
+            return
+        project.revoked = True
+        if project.version is not None and not project.in_flight and project.failures == 0:
+            project.soon_at = now
+
+    def _watch_on_open_connection(self, out: list[Action]) -> None:
+        """A project's advice switched push on (kill switch, rollout, override) while
+        a connection is open or opening without it: without a refresh it would be
+        shown live yet never poked, and polled only at the long interval."""
+        if self._conn is None or self._token is None:
+            return  # the next connection subscribes to it
+        if self._push in (PushState.HEALTHY, PushState.DEGRADED):
+            out.append(PushRefresh(self._conn, self._token, self._subscription()))
+        elif self._push == PushState.CONNECTING:
+            self._refresh_when_subscribed = True
+
+    def _subscribed(self, now: float, event: i.PushSubscribed, out: list[Action]) -> None:
         if event.conn != self._conn or self._push not in _OPEN:
             return
         self._last_seen = now
@@ -422,6 +456,9 @@ class SyncController:
             self._heartbeat = event.heartbeat
         if self._drain_at is None:
             self._push = _SERVER_STATES[event.state]
+        if self._refresh_when_subscribed:
+            self._refresh_when_subscribed = False
+            self._watch_on_open_connection(out)
         # Config order, not the answer's: the random draws must not depend on how
         # a JSON object's keys happened to be ordered.
         for project in self._projects.values():
@@ -498,6 +535,7 @@ class SyncController:
                 self._connect_deadline = now + self._cfg.connect_timeout
                 self._subscribed_at = None
                 self._last_seen = now
+                self._refresh_when_subscribed = False
                 out.append(ConnectPush(self._conn, self._token, self._subscription()))
             elif not self._token_fetching:
                 self._token_fetching = True
@@ -513,9 +551,11 @@ class SyncController:
             if project.next_long and project.next_poll_at is not None:
                 # The long interval assumed push would announce changes; it no
                 # longer can, so the next poll comes at the short interval at most.
-                candidate = now + jittered(
-                    project.advice.fallback_interval, project.advice.jitter, self._rand()
-                )
+                # Full jitter: every client of a failed push server (or of a kill
+                # switch) learns at the same moment; spread over the whole short
+                # interval, their first polls arrive at the even rate, not in a
+                # burst (later polls keep the phase).
+                candidate = now + self._rand() * project.advice.fallback_interval
                 project.next_poll_at = min(project.next_poll_at, candidate)
                 project.next_long = False
 
@@ -689,7 +729,7 @@ class SyncController:
         return {p.id: p.version or 0 for p in self._projects.values() if self._uses_push(p)}
 
     def _uses_push(self, project: _Project) -> bool:
-        return self._cfg.push and project.advice.push
+        return self._cfg.push and project.advice.push and not project.revoked
 
     def _push_wanted(self) -> bool:
         return any(self._uses_push(p) for p in self._projects.values())

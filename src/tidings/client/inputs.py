@@ -99,6 +99,14 @@ class PushTokenExpiring:
 
 
 @dataclass(frozen=True, slots=True)
+class PushRevoked:
+    """The user's access to ``project`` was revoked: the connection no longer watches it."""
+
+    conn: int
+    project: int
+
+
+@dataclass(frozen=True, slots=True)
 class PushClosed:
     """The connection ended; ``code`` is the close code (None: dropped, no code)."""
 
@@ -129,6 +137,7 @@ Input = (
     | PushHeartbeat
     | PushDrain
     | PushTokenExpiring
+    | PushRevoked
     | PushClosed
     | TokenFetched
     | TokenFailed
@@ -202,6 +211,8 @@ def input_from_json(body: dict[str, Any]) -> Input:
         return PushDrain(int(body["conn"]), float(body["reconnect_after"]))
     if kind == "push_token_expiring":
         return PushTokenExpiring(int(body["conn"]), float(body["expires_at"]))
+    if kind == "push_revoked":
+        return PushRevoked(int(body["conn"]), int(body["project"]))
     if kind == "push_closed":
         return PushClosed(int(body["conn"]), _opt_int(body.get("code")))
     if kind == "token_fetched":
@@ -244,6 +255,9 @@ def from_push_message(conn: int, body: Any) -> Input | None:
             return PushDrain(conn, float(body.get("reconnect_after", 0)))
         if kind == ServerType.TOKEN_EXPIRING:
             return PushTokenExpiring(conn, float(body["expires_at"]))
+        if kind == ServerType.REVOKED:
+            project = body["project"]
+            return PushRevoked(conn, project) if type(project) is int else None
     except (KeyError, TypeError, ValueError):
         return None
     return None

@@ -10,9 +10,25 @@ from __future__ import annotations
 
 PREFIX = "tidings"
 
-#: Channel on which push servers publish and watch their link heartbeat, and on
-#: which the app publishes control messages (revocations).
+#: Channel on which the app publishes control messages (revocations, its own
+#: heartbeat): every push server subscribes to it.
 CONTROL_CHANNEL = f"{PREFIX}:control"
+
+#: Channel on which push servers publish their figures; only the app listens.
+STATS_CHANNEL = f"{PREFIX}:stats"
+
+
+def link_channel(server: str) -> str:
+    """The channel on which one push server publishes and watches its own link
+    heartbeat. One per server: on a shared channel every server would receive
+    every other's heartbeat, S^2 messages a second for S servers."""
+    return f"{PREFIX}:link:{server}"
+
+
+#: A sorted set of recent ``revoke`` messages (scored by their ``at``) that the
+#: app keeps beside publishing them, so a push server that starts, or whose
+#: link was down when one was published, still learns of it (PROTOCOL.md §3.2).
+REVOCATIONS_KEY = f"{PREFIX}:revocations"
 
 
 def project_channel(project_id: int) -> str:

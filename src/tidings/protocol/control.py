@@ -1,26 +1,50 @@
-"""Messages on the control channel (``CONTROL_CHANNEL``).
+"""Messages between the app and push servers that are not pokes (channels.py).
 
-``{"type": "link_heartbeat", "server": "<id>", "seq": 12}``: each push server
-publishes one every second and watches its own come back on its subscription,
-which proves the whole path publish -> broker -> subscription works (a link can
-be connected and still deaf).
+``{"type": "link_heartbeat", "server": "<id>", "seq": 12}``, on the server's own
+``link_channel``: each push server publishes one every second and watches its
+own come back on its subscription, which proves the whole path publish ->
+broker -> subscription works (a link can be connected and still deaf).
 
 ``{"type": "push_stats", "server": "<id>", "ts": ..., "state": "ok", "connections":
-{"ws": n, ...}, "subscribed_projects": n, "heartbeat_age": s, "counters": {...}}``:
-each push server's figures every few seconds, so the app's admin page can show
-the whole fleet without knowing any push server's address.
+{"ws": n, ...}, "subscribed_projects": n, "heartbeat_age": s, "counters": {...}}``,
+on ``STATS_CHANNEL``: each push server's figures every few seconds, so the app's
+admin page can show the whole fleet without knowing any push server's address.
+
+The rest travel on ``CONTROL_CHANNEL``, which every push server subscribes to:
+
+``{"type": "revoke", "user": 12, "project": 7, "at": 1732780200.5}``: the app,
+after committing a change that takes ``user``'s access to ``project`` away
+(``remove_member``); ``at`` is the commit time. Every push server stops that
+user's connections watching the project and refuses push tokens issued at or
+before ``at`` (plus leeway) for it (push/hub.py, docs/PROTOCOL.md 3.2).
+
+``{"type": "app_heartbeat", "app": "<id>", "seq": 12}``: each app process,
+every second, through the same broker connection as its pokes, so it fails
+exactly when pokes fail. A push server that stops hearing an app it heard
+recently cannot trust that it still hears that app's pokes: it reports
+``degraded`` (clients poll at the short interval) until the app is heard again,
+says goodbye or is forgotten (push/apps.py).
+
+``{"type": "app_bye", "app": "<id>"}``: the app process is shutting down on
+purpose; its silence from now on is not a fault.
 
 Receivers ignore control messages of other types.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
 LINK_HEARTBEAT = "link_heartbeat"
 PUSH_STATS = "push_stats"
+REVOKE = "revoke"
+APP_HEARTBEAT = "app_heartbeat"
+APP_BYE = "app_bye"
+
+#: An app process's id is at most this long (it names the process, nothing more).
+MAX_APP_ID_CHARS = 64
 
 #: Control messages larger than this are ignored unparsed.
 MAX_CONTROL_MESSAGE_BYTES = 4096
@@ -32,6 +56,19 @@ def link_heartbeat(server: str, seq: int) -> bytes:
 
 def push_stats(server: str, ts: float, figures: dict[str, Any]) -> bytes:
     return orjson.dumps({**figures, "type": PUSH_STATS, "server": server, "ts": ts})
+
+
+def revoke(user: int, project: int, at: float) -> bytes:
+    """``user`` lost access to ``project`` by a change committed at ``at`` (epoch seconds)."""
+    return orjson.dumps({"type": REVOKE, "user": user, "project": project, "at": at})
+
+
+def app_heartbeat(app: str, seq: int) -> bytes:
+    return orjson.dumps({"type": APP_HEARTBEAT, "app": app, "seq": seq})
+
+
+def app_bye(app: str) -> bytes:
+    return orjson.dumps({"type": APP_BYE, "app": app})
 
 
 def _load(data: bytes, kind: str) -> dict[str, Any] | None:
@@ -71,3 +108,44 @@ def parse_link_heartbeat(data: bytes) -> tuple[str, int] | None:
     if not isinstance(server, str) or type(seq) is not int:
         return None
     return server, seq
+
+
+def _positive_id(value: object) -> TypeGuard[int]:
+    return type(value) is int and 0 < value <= 2**53
+
+
+def parse_revoke(data: bytes) -> tuple[int, int, float] | None:
+    """``(user, project, at)`` for a revocation; ``None`` for anything else (never raises)."""
+    body = _load(data, REVOKE)
+    if body is None:
+        return None
+    user, project, at = body.get("user"), body.get("project"), body.get("at")
+    if not _positive_id(user) or not _positive_id(project):
+        return None
+    if not isinstance(at, int | float) or isinstance(at, bool) or not 0 <= at < 2**40:
+        return None
+    return user, project, float(at)
+
+
+def _app_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and 0 < len(value) <= MAX_APP_ID_CHARS
+
+
+def parse_app_heartbeat(data: bytes) -> tuple[str, int] | None:
+    """``(app, seq)`` for an app heartbeat; ``None`` for anything else (never raises)."""
+    body = _load(data, APP_HEARTBEAT)
+    if body is None:
+        return None
+    app, seq = body.get("app"), body.get("seq")
+    if not _app_id(app) or type(seq) is not int or not 0 <= seq < 2**53:
+        return None
+    return app, seq
+
+
+def parse_app_bye(data: bytes) -> str | None:
+    """The app's id for an ``app_bye``; ``None`` for anything else (never raises)."""
+    body = _load(data, APP_BYE)
+    if body is None:
+        return None
+    app = body.get("app")
+    return app if _app_id(app) else None

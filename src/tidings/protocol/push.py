@@ -3,7 +3,7 @@ Socket.IO events): the same JSON objects on every transport.
 
 Client -> server: ``subscribe`` (token and the versions the client holds) and
 ``refresh`` (a new token, same subscription). Server -> client: ``subscribed``,
-``poke``, ``heartbeat``, ``drain``, ``token_expiring``, ``error``, ``close``.
+``poke``, ``heartbeat``, ``drain``, ``token_expiring``, ``revoked``, ``error``, ``close``.
 See docs/PROTOCOL.md for the fields and the close codes.
 """
 
@@ -19,6 +19,11 @@ from tidings.protocol.poke import Poke
 
 #: Largest frame/event a client may send; bigger ones close the connection (1009).
 MAX_CLIENT_MESSAGE_BYTES = 16 * 1024
+
+#: Digits of a project id or version held, in a client message or an SSE query: a
+#: bound (int() on a long digit string is slow, and refused past 4,300 digits) that
+#: any real id or version fits, and that keeps both within a signed 64-bit integer.
+MAX_DECIMAL_DIGITS = 18
 
 #: Default seconds between heartbeats; a client that misses two treats push as down.
 HEARTBEAT_INTERVAL = 25.0
@@ -41,6 +46,7 @@ class ServerType(StrEnum):
     HEARTBEAT = "heartbeat"
     DRAIN = "drain"
     TOKEN_EXPIRING = "token_expiring"
+    REVOKED = "revoked"  # the user lost access to a project: no more pokes for it
     ERROR = "error"
     CLOSE = "close"  # the close code and reason, for transports that have none (SSE)
 
@@ -72,6 +78,13 @@ def token_expiring(expires_at: float) -> bytes:
     return _dumps({"type": ServerType.TOKEN_EXPIRING, "expires_at": expires_at})
 
 
+def revoked(project: int) -> bytes:
+    """The connection no longer watches ``project``: the user's access was revoked.
+
+    The client polls it (a 404 says the access is gone; a 200, that it came back)."""
+    return _dumps({"type": ServerType.REVOKED, "project": project})
+
+
 def poke(message: Poke) -> bytes:
     """The broker's poke as clients see it: the same object (``events`` only in full-push mode)."""
     return _dumps(message.to_json())
@@ -84,6 +97,17 @@ def close(code: int, reason: str) -> bytes:
 
 def error(code: str, detail: str) -> bytes:
     return _dumps({"type": ServerType.ERROR, "error": code, "detail": detail})
+
+
+def parse_decimal(text: str) -> int | None:
+    """A non-negative ASCII decimal of at most ``MAX_DECIMAL_DIGITS`` digits, else None.
+
+    Not ``str.isdigit()`` alone: it accepts "²" and other Unicode digits, which
+    ``int()`` then refuses with a ValueError instead of a refusal.
+    """
+    if 0 < len(text) <= MAX_DECIMAL_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
 
 
 def parse_client_message(data: bytes | str) -> tuple[ClientType, str, dict[int, int]]:
@@ -112,7 +136,8 @@ def parse_client_message(data: bytes | str) -> tuple[ClientType, str, dict[int, 
         raise BadMessage("'projects' must map project ids to versions")
     projects: dict[int, int] = {}
     for key, version in raw.items():
-        if not key.isdigit() or type(version) is not int or version < 0:
+        project = parse_decimal(key)
+        if not project or type(version) is not int or version < 0:
             raise BadMessage("'projects' must map project ids to non-negative versions")
-        projects[int(key)] = version
+        projects[project] = version
     return kind, token, projects

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -18,12 +19,70 @@ from tidings.protocol.errors import CloseCode, Forbidden, Unavailable
 from tidings.protocol.poke import Poke
 from tidings.protocol.push import ServerState
 from tidings.protocol.tokens import LEEWAY_SECONDS, KeyRing, PushClaims, verify_push_token
+from tidings.push.fanout import Fanout
+from tidings.push.fanout import fanout as default_fanout
 from tidings.push.metrics import Counters
 from tidings.push.settings import PushSettings
 
 #: Key under which a paused connection keeps its latest state message (heartbeat,
-#: drain, token warning) among its pending pokes; project ids are positive.
+#: drain, token warning) among its pending pokes; project ids are positive, and a
+#: pending ``revoked`` message for project P is kept under -P.
 STATE_KEY = 0
+
+#: Revocations a hub remembers at most. Past it the oldest is forgotten (counted
+#: in ``revocations_evicted``): a token issued before a forgotten revocation may
+#: subscribe to that project again until the token expires, as without the
+#: revocation message. An entry costs about 200 bytes, so the bound is ~10 MB.
+MAX_REVOCATIONS = 50_000
+
+
+class Revocations:
+    """Recent ``(user, project)`` revocations: bounded, and each kept only while a
+    token issued before it could still be valid.
+
+    A token issued at ``iat`` is refused for a revoked project when ``iat <= at +
+    LEEWAY_SECONDS``: the app's processes' clocks may differ by the leeway, and a
+    token signed from a read that just preceded the removal's commit must not
+    outlive it. Such a token is accepted until ``iat + lifetime + leeway``, so an
+    entry is kept for ``max_token_lifetime + 2 * LEEWAY_SECONDS`` after ``at``.
+    Times are wall-clock seconds (``iat`` and ``at`` are the app's).
+    """
+
+    __slots__ = ("_entries", "limit", "retention")
+
+    def __init__(self, max_token_lifetime: float, limit: int = MAX_REVOCATIONS) -> None:
+        self.retention = max_token_lifetime + 2 * LEEWAY_SECONDS
+        self.limit = limit
+        #: ``(user, project) -> at``, oldest arrival first.
+        self._entries: OrderedDict[tuple[int, int], float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, user: int, project: int, at: float, wall: float) -> int:
+        """Remember a revocation; return how many live entries the bound evicted."""
+        entries = self._entries
+        # Arrival order is close to ``at`` order: expired entries collect at the front.
+        while entries:
+            key, first = next(iter(entries.items()))
+            if first + self.retention > wall:
+                break
+            del entries[key]
+        if at + self.retention <= wall:
+            return 0
+        key = (user, project)
+        entries[key] = max(at, entries.get(key, at))
+        entries.move_to_end(key)
+        evicted = 0
+        while len(entries) > self.limit:
+            entries.popitem(last=False)
+            evicted += 1
+        return evicted
+
+    def revokes(self, user: int, project: int, issued_at: float, wall: float) -> bool:
+        """Whether a token of ``user`` issued at ``issued_at`` lost ``project``."""
+        at = self._entries.get((user, project))
+        return at is not None and at + self.retention > wall and issued_at <= at + LEEWAY_SECONDS
 
 
 class Message:
@@ -52,10 +111,12 @@ CONN_SLOTS = (
     "paused_since",
     "expires_at",
     "token_exp",
+    "token_iat",
     "warned",
     "drain_at",
     "deadline",
     "attached",
+    "wfd",
 )
 
 
@@ -83,10 +144,14 @@ class Conn:
     paused_since: float | None
     expires_at: float
     token_exp: float
+    token_iat: float
     warned: bool
     drain_at: float | None
     deadline: float | None
     attached: bool
+    #: The socket's fd when the fan-out may ``send()`` this connection's frame
+    #: itself (``/ws`` on a plain TCP transport, set after attach), else -1.
+    wfd: int
 
     def init_conn(self) -> None:
         self.user = None
@@ -95,10 +160,12 @@ class Conn:
         self.paused_since = None
         self.expires_at = 0.0
         self.token_exp = 0.0
+        self.token_iat = 0.0
         self.warned = False
         self.drain_at = None
         self.deadline = None
         self.attached = False
+        self.wfd = -1
 
     def write(self, msg: Message) -> None:
         """Frame ``msg`` (once per message, see :class:`Message`) and write it now."""
@@ -134,8 +201,15 @@ class Hub:
         now: float,
         counters: Counters | None = None,
         state: ServerState = ServerState.OK,
+        fanout: Fanout | None = None,
+        heartbeat_phase: float = 1.0,
     ) -> None:
+        """``heartbeat_phase`` (0..1]: the first heartbeat comes after that share of
+        the interval. Servers started together must not heartbeat together: a
+        heartbeat costs each of them a write to every connection, like a poke to all."""
         self.settings = settings
+        #: The fan-out write loop (default: native when built, see tidings.push.fanout).
+        self._fanout_loop: Fanout = fanout if fanout is not None else default_fanout
         self.counters = counters if counters is not None else Counters()
         self._keys = keys
         self._broker = broker
@@ -148,8 +222,9 @@ class Hub:
         self._stalled: set[Conn] = set()
         self._timers: list[tuple[float, int, Conn]] = []
         self._seq = itertools.count()
-        self._next_heartbeat = now + settings.heartbeat_interval
+        self._next_heartbeat = now + heartbeat_phase * settings.heartbeat_interval
         self.connections: dict[str, int] = {}
+        self.revocations = Revocations(settings.max_token_lifetime)
 
     # -- state -------------------------------------------------------------
 
@@ -233,6 +308,8 @@ class Hub:
         keeps the projects it still names and adds ``projects``. Either way the
         client is answered with ``subscribed`` and then poked at once for every
         project known to be newer than what it holds (recovery without history).
+        A project revoked for this user after the token was issued is not watched:
+        the client is told ``revoked`` for it instead.
         """
         if not conn.attached:
             return
@@ -240,14 +317,17 @@ class Hub:
             raise Unavailable("server is draining")
         if conn.user is not None and conn.user != claims.user:
             raise Forbidden("the token is for another user")
+        gone = self._revoked(claims, projects, conn.versions if refresh else (), wall)
         if refresh:
-            dropped = [p for p in conn.versions if p not in claims.projects]
+            dropped = [p for p in conn.versions if p not in claims.projects or p in gone]
         else:
-            dropped = [p for p in conn.versions if p not in projects]
+            dropped = [p for p in conn.versions if p not in projects or p in gone]
         for project in dropped:
             del conn.versions[project]
             self._unwatch_project(conn, project)
         for project, held in projects.items():
+            if project in gone:
+                continue
             if project not in conn.versions:
                 subs = self._subs.get(project)
                 if subs is None:
@@ -257,13 +337,19 @@ class Hub:
             conn.versions[project] = held
         conn.user = claims.user
         conn.token_exp = claims.expires_at
+        conn.token_iat = claims.issued_at
         conn.expires_at = now + (claims.expires_at - wall)
         conn.warned = False
         answer = {p: max(v, self._known.get(p, -1)) for p, v in conn.versions.items()}
         hello = push.subscribed(answer, self._state, self.settings.heartbeat_interval)
         self._send(conn, STATE_KEY, Message(hello))
+        for project in sorted(gone):
+            self._send(conn, -project, Message(push.revoked(project)))
+        self.counters.revoked_subscriptions += len(gone)
         recovered = 0
         for project, held in projects.items():
+            if project in gone:
+                continue
             known = self._known.get(project)
             if known is not None and known > held:
                 conn.versions[project] = known
@@ -271,9 +357,41 @@ class Hub:
                 recovered += 1
         self.counters.recovery_pokes += recovered
         self.counters.pokes_sent += recovered
-        if projects:
-            self._broker.check_versions(projects)
+        watched = [p for p in projects if p not in gone] if gone else projects
+        if watched:
+            self._broker.check_versions(watched)
         self._schedule(conn)
+
+    def _revoked(
+        self, claims: PushClaims, asked: Iterable[int], kept: Iterable[int], wall: float
+    ) -> set[int]:
+        """The projects among ``asked`` and ``kept`` this token may no longer watch."""
+        revocations = self.revocations
+        if not len(revocations):
+            return set()
+        user, issued = claims.user, claims.issued_at
+        return {
+            p for p in itertools.chain(asked, kept) if revocations.revokes(user, p, issued, wall)
+        }
+
+    def on_revoke(self, user: int, project: int, at: float, wall: float) -> None:
+        """``user`` lost access to ``project`` at ``at``: their connections stop
+        watching it now (each is told ``revoked``), and tokens issued before are
+        refused for it from now on (:class:`Revocations`)."""
+        self.counters.revocations_received += 1
+        self.counters.revocations_evicted += self.revocations.add(user, project, at, wall)
+        subs = self._subs.get(project)
+        if not subs:
+            return
+        cut = [c for c in subs if c.user == user and c.token_iat <= at + LEEWAY_SECONDS]
+        if not cut:
+            return
+        msg = Message(push.revoked(project))
+        for conn in cut:
+            del conn.versions[project]
+            self._unwatch_project(conn, project)
+            self._send(conn, -project, msg)
+        self.counters.revoked_subscriptions += len(cut)
 
     def _unwatch_project(self, conn: Conn, project: int) -> None:
         subs = self._subs.get(project)
@@ -329,19 +447,9 @@ class Hub:
             self._broker.check_versions(list(self._subs))
 
     def _fanout(self, project: int, version: int, msg: Message) -> int:
-        # The per-poke hot path: one dict lookup and one write per connection.
-        sent = 0
-        for conn in self._subs[project]:
-            versions = conn.versions
-            if versions[project] >= version:
-                continue
-            versions[project] = version
-            if conn.paused_since is None:
-                conn.write(msg)
-                sent += 1
-            else:
-                self._queue(conn, project, msg)
-        return sent
+        # The per-poke hot path, one dict lookup and one write per connection:
+        # in C when the extension is built (tidings.push.fanout, same contract).
+        return self._fanout_loop(self._subs[project], project, version, msg, self._queue)
 
     # -- flow control ------------------------------------------------------
 
@@ -356,7 +464,7 @@ class Hub:
         if pending is None:
             conn.pending = {key: msg}
             return
-        if key in pending and key != STATE_KEY:
+        if key in pending and key > STATE_KEY:
             self.counters.pokes_coalesced += 1
         pending[key] = msg
 
@@ -382,7 +490,7 @@ class Hub:
                     self._queue(conn, key, msg)
                 continue
             conn.write(msg)
-            if key != STATE_KEY:
+            if key > STATE_KEY:
                 self.counters.pokes_sent += 1
 
     # -- time --------------------------------------------------------------
@@ -404,7 +512,7 @@ class Hub:
         limit = self.settings.slow_consumer_timeout
         for conn in [c for c in self._stalled if now - _since(c, now) >= limit]:
             self.counters.slow_closes += 1
-            self.counters.pokes_dropped += sum(1 for k in conn.pending or () if k != STATE_KEY)
+            self.counters.pokes_dropped += sum(1 for k in conn.pending or () if k > STATE_KEY)
             self._close(conn, CloseCode.SLOW_CONSUMER, f"send buffer full for {limit:g} s")
 
     def _heartbeat(self, now: float) -> None:

@@ -7,6 +7,7 @@ call a metrics library per connection; the collector reads the ints only when
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -29,6 +30,9 @@ class Counters:
         "pokes_sent",
         "pokes_stale",
         "recovery_pokes",
+        "revocations_evicted",
+        "revocations_received",
+        "revoked_subscriptions",
         "slow_closes",
         "token_expiries",
         "version_reads_failed",
@@ -45,6 +49,9 @@ class Counters:
         self.pokes_sent = 0
         self.pokes_stale = 0
         self.recovery_pokes = 0
+        self.revocations_evicted = 0
+        self.revocations_received = 0
+        self.revoked_subscriptions = 0
         self.slow_closes = 0
         self.token_expiries = 0
         self.version_reads_failed = 0
@@ -60,6 +67,9 @@ _HELP = {
     "pokes_coalesced": "Pokes replaced by a newer one before a slow connection was sent it",
     "pokes_dropped": "Pokes never sent because their slow connection was closed",
     "recovery_pokes": "Pokes sent because a client or the server was behind the version key",
+    "revocations_received": "Revocations heard on the control channel or replayed from the broker",
+    "revocations_evicted": "Revocations forgotten early because the revocation set was full",
+    "revoked_subscriptions": "Projects a connection lost or was refused by a revocation",
     "slow_closes": "Connections closed with 4408 SLOW_CONSUMER",
     "token_expiries": "Connections closed with 4401 because their token expired",
     "heartbeats_sent": "Heartbeat broadcasts (one per interval or state change)",
@@ -79,6 +89,10 @@ class Gauges:
     heartbeat_age: Callable[[], float]
     draining: Callable[[], bool]
     subscribed_projects: Callable[[], int]
+    #: App processes heard within ``app_forget_after``, and those of them silent
+    #: past ``app_deaf_after`` (any silent app makes the server ``degraded``).
+    apps_heard: Callable[[], int]
+    apps_silent: Callable[[], int]
     extra: dict[str, Callable[[], float]] = field(default_factory=dict)
 
 
@@ -119,8 +133,27 @@ class PushCollector:
             "Projects with at least one local subscriber",
             value=g.subscribed_projects(),
         )
+        yield GaugeMetricFamily(
+            "tidings_push_apps_heard",
+            "App processes whose heartbeat was heard within app_forget_after",
+            value=g.apps_heard(),
+        )
+        yield GaugeMetricFamily(
+            "tidings_push_apps_silent",
+            "App processes heard recently but silent past app_deaf_after (state degraded)",
+            value=g.apps_silent(),
+        )
         for name, read in g.extra.items():
             yield GaugeMetricFamily(f"tidings_push_{name}", name, value=read())
+        try:
+            # Scraped on the server's loop; a task count that only grows is a leak
+            # (bench/churn.py checks it returns to its baseline).
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # rendered outside a running loop
+            return
+        yield GaugeMetricFamily(
+            "tidings_push_asyncio_tasks", "Live asyncio tasks on the server's loop", value=tasks
+        )
 
 
 def registry(counters: Counters, gauges: Gauges) -> CollectorRegistry:

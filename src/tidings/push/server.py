@@ -1,8 +1,9 @@
 """A push server: one port, three transports, one hub, one broker link.
 
 Composition only: it builds the hub and the context, routes requests, drives the
-hub's clock, watches the broker link with its own heartbeats and carries out
-version reads. Protocol rules live in hub.py, wsframe.py and the transports.
+hub's clock, watches the broker link with its own heartbeats and the apps'
+paths to the broker with theirs (push/apps.py), and carries out version
+reads. Protocol rules live in hub.py, wsframe.py and the transports.
 Embedding: ``await PushServer(settings, subscriber, keys).start(host, port)``
 (``tidings demo`` on the in-process broker, ``tidings push`` on Redis).
 """
@@ -20,12 +21,19 @@ from typing import Any
 
 from tidings.broker.base import Subscriber
 from tidings.protocol import control
-from tidings.protocol.channels import CONTROL_CHANNEL, project_channel, project_of_channel
+from tidings.protocol.channels import (
+    CONTROL_CHANNEL,
+    STATS_CHANNEL,
+    link_channel,
+    project_channel,
+    project_of_channel,
+)
 from tidings.protocol.errors import BadMessage, CloseCode, NotFound
 from tidings.protocol.poke import decode_poke
 from tidings.protocol.push import ServerState
 from tidings.protocol.tokens import KeyRing
 from tidings.push import metrics, sse, websocket
+from tidings.push.apps import AppWatch
 from tidings.push.context import PushContext
 from tidings.push.http import HttpConnection, HttpHandler, HttpHandlerFactory, Request
 from tidings.push.hub import Hub
@@ -61,6 +69,7 @@ class PushServer:
         self.subscriber = subscriber
         self.keys = keys
         self.server_id = secrets.token_hex(6)
+        self.link_channel = link_channel(self.server_id)
         self.counters = metrics.Counters()
         #: The bound port (after ``start``; 0 asks the OS to pick one).
         self.port = 0
@@ -69,6 +78,9 @@ class PushServer:
         self._hub: Hub | None = None
         self._ctx: PushContext | None = None
         self._link: LinkMonitor | None = None
+        self._apps = AppWatch(settings.app_deaf_after, settings.app_forget_after)
+        #: The apps last reported silent (a change is logged once).
+        self._silent: list[str] = []
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -101,6 +113,11 @@ class PushServer:
         return self._hub
 
     @property
+    def apps(self) -> AppWatch:
+        """The app processes this server hears (or misses)."""
+        return self._apps
+
+    @property
     def context(self) -> PushContext:
         assert self._ctx is not None, "start() first"
         return self._ctx
@@ -115,6 +132,7 @@ class PushServer:
             now=now,
             counters=self.counters,
             state=ServerState.DEGRADED,
+            heartbeat_phase=1.0 - random.random(),
         )
         self._link = LinkMonitor(self.settings.link_deaf_after, now)
         self._ctx = PushContext(self.settings, self._hub, loop, self.counters, self._route)
@@ -129,6 +147,7 @@ class PushServer:
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         self.subscriber.subscribe(CONTROL_CHANNEL)
+        self.subscriber.subscribe(self.link_channel)
         self.subscriber.start(self._on_message, self._on_link)
         self._tasks = [
             loop.create_task(self._ticker(), name="tidings-push-tick"),
@@ -169,11 +188,29 @@ class PushServer:
         hub = self._hub
         if hub is None:
             return
-        if channel == CONTROL_CHANNEL:
+        if channel == self.link_channel:
             beat = control.parse_link_heartbeat(data)
             if beat is not None and beat[0] == self.server_id and self._link is not None:
                 self._link.heard(self.context.now())
                 self._judge_link()
+            return
+        if channel == CONTROL_CHANNEL:
+            app_beat = control.parse_app_heartbeat(data)
+            if app_beat is not None:
+                self._apps.heard(app_beat[0], self.context.now())
+                self._judge_link()
+                return
+            bye = control.parse_app_bye(data)
+            if bye is not None:
+                self._apps.bye(bye)
+                emit(log, logging.INFO, "app_bye", app=bye)
+                self._judge_link()
+                return
+            revoke = control.parse_revoke(data)
+            if revoke is not None:
+                user, lost, at = revoke
+                hub.on_revoke(user, lost, at, self.context.wall())
+                emit(log, logging.INFO, "revoke", user=user, project=lost, at=at)
             return
         project = project_of_channel(channel)
         try:
@@ -194,15 +231,29 @@ class PushServer:
             if self._link_ups > 1:
                 self.counters.broker_reconnects += 1
         emit(log, logging.INFO if up else logging.WARNING, "broker_link", up=up)
-        self._link.link(up, self.context.now())
+        if up:
+            # Revocations published before this server listened, or while its link
+            # was down, are kept by the app beside the message: apply them now.
+            self._background_task(self._replay_revocations())
+        now = self.context.now()
+        self._link.link(up, now)
+        # What the apps published while our link was down was lost to us, not to them.
+        self._apps.grace(now)
         self._judge_link()
 
     def _judge_link(self) -> None:
-        """Degraded while the link is down or deaf; on recovery re-check every project."""
+        """Degraded while our link is down or deaf, or while an app we heard
+        recently is silent (its pokes may be lost on its way to the broker); on
+        recovery re-check every project, so pokes lost meanwhile are recovered
+        from the version keys."""
         hub, link = self.hub, self._link
         assert link is not None
         now = self.context.now()
-        target = ServerState.OK if link.healthy(now) else ServerState.DEGRADED
+        silent = self._apps.silent(now)
+        if silent != self._silent:
+            self._log_apps(silent)
+        healthy = link.healthy(now)
+        target = ServerState.OK if healthy and not silent else ServerState.DEGRADED
         if hub.draining or hub.state is target:
             return
         hub.set_state(target, now)
@@ -212,9 +263,40 @@ class PushServer:
             "push_state",
             state=target.value,
             heartbeat_age=link.age(now),
+            link_ok=healthy,
+            apps_silent=len(silent),
         )
         if target is ServerState.OK:
             hub.recheck_all()
+
+    def _log_apps(self, silent: list[str]) -> None:
+        """One log event per app that falls silent, is heard again, or is forgotten
+        (a goodbye is logged where it is heard)."""
+        before, after = set(self._silent), set(silent)
+        self._silent = silent
+        for app in sorted(after - before):
+            emit(log, logging.WARNING, "app_silent", app=app, after=self.settings.app_deaf_after)
+        for app in sorted(before - after):
+            event = "app_heard" if app in self._apps else "app_forgotten"
+            emit(log, logging.INFO, event, app=app)
+
+    async def _replay_revocations(self) -> None:
+        hub = self.hub
+        since = self.context.wall() - hub.revocations.retention
+        try:
+            async with asyncio.timeout(self.settings.broker_timeout):
+                found = await self.subscriber.recent_revocations(since)
+        except Exception as exc:
+            emit(log, logging.WARNING, "revocations_read_failed", error=repr(exc))
+            return
+        replayed = 0
+        for message in found:
+            revoke = control.parse_revoke(message)
+            if revoke is not None:
+                hub.on_revoke(*revoke, self.context.wall())
+                replayed += 1
+        if replayed:
+            emit(log, logging.INFO, "revocations_replayed", count=replayed)
 
     def want_versions(self, projects: Iterable[int]) -> None:
         self._wanted.update(projects)
@@ -244,7 +326,7 @@ class PushServer:
         try:
             async with asyncio.timeout(self.settings.broker_timeout):
                 await self.subscriber.publish(
-                    CONTROL_CHANNEL, control.link_heartbeat(self.server_id, seq)
+                    self.link_channel, control.link_heartbeat(self.server_id, seq)
                 )
         except Exception as exc:
             emit(log, logging.DEBUG, "link_heartbeat_failed", error=repr(exc))
@@ -265,7 +347,7 @@ class PushServer:
         try:
             async with asyncio.timeout(self.settings.broker_timeout):
                 await self.subscriber.publish(
-                    CONTROL_CHANNEL,
+                    STATS_CHANNEL,
                     control.push_stats(self.server_id, self.context.wall(), self.stats()),
                 )
         except Exception as exc:
@@ -315,6 +397,8 @@ class PushServer:
             ),
             draining=lambda: bool(self._hub and self._hub.draining),
             subscribed_projects=lambda: self._hub.subscribed_projects() if self._hub else 0,
+            apps_heard=lambda: self._apps.known(self.context.now()) if self._ctx else 0,
+            apps_silent=lambda: len(self._apps.silent(self.context.now())) if self._ctx else 0,
             extra={"open_sockets": lambda: float(self._ctx.sockets if self._ctx else 0)},
         )
 

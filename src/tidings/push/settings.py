@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from tidings.protocol.push import HEARTBEAT_INTERVAL, MAX_CLIENT_MESSAGE_BYTES
+from tidings.protocol.tokens import DEFAULT_TTL_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,12 @@ class PushSettings:
     #: ``token_expiring`` is sent this many seconds before the token's ``exp``;
     #: at ``exp`` + the verifier's leeway (5 s) the connection is closed with 4401.
     token_warning: float = 60.0
+
+    #: The longest push-token lifetime the app issues (its ``TIDINGS_PUSH_TOKEN_TTL``,
+    #: read from the same variable). A revocation is remembered this long plus
+    #: 2 x 5 s of leeway, at most ``hub.MAX_REVOCATIONS`` of them (~10 MB): after
+    #: that every token issued before it has expired anyway.
+    max_token_lifetime: float = DEFAULT_TTL_SECONDS
 
     #: Per-connection send buffer (asyncio write-buffer high-water mark), bytes.
     #: Above it a connection stops receiving frames; it keeps only the latest
@@ -83,6 +90,16 @@ class PushSettings:
     #: ``degraded`` (clients told at once, ``/readyz`` fails).
     link_deaf_after: float = 3.0
 
+    #: An app process heard within ``app_forget_after`` but not within this many
+    #: seconds may be losing its pokes (its path to the broker is broken): state
+    #: ``degraded`` until it is heard again. It heartbeats every second.
+    app_deaf_after: float = 3.0
+
+    #: An app not heard for this long is forgotten (it died without ``app_bye``):
+    #: the longest a dead app keeps this server ``degraded`` and clients on the
+    #: short poll interval. A partition longer than this looks like a dead app.
+    app_forget_after: float = 30.0
+
     #: Timeout of every broker command (version reads, heartbeat publishes).
     broker_timeout: float = 1.0
 
@@ -129,6 +146,10 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> PushS
         "TIDINGS_PUSH_IP_BURST": ("ip_burst", int),
         "TIDINGS_PUSH_SEND_BUFFER": ("send_buffer_bytes", int),
         "TIDINGS_PUSH_SLOW_TIMEOUT": ("slow_consumer_timeout", float),
+        "TIDINGS_PUSH_TOKEN_TTL": ("max_token_lifetime", float),
+        "TIDINGS_PUSH_HANDSHAKE_TIMEOUT": ("handshake_timeout", float),
+        "TIDINGS_PUSH_APP_DEAF_AFTER": ("app_deaf_after", float),
+        "TIDINGS_PUSH_APP_FORGET_AFTER": ("app_forget_after", float),
     }
     changes: dict[str, object] = {}
     for var, (name, kind) in numeric.items():

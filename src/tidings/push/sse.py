@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from tidings.protocol import push
 from tidings.protocol.errors import BadRequest, Forbidden, TidingsError, Unauthorized
+from tidings.protocol.push import parse_decimal
 from tidings.protocol.tokens import MAX_PROJECTS_PER_TOKEN
 from tidings.push.context import PushContext
 from tidings.push.http import HttpConnection, Request
@@ -36,10 +37,11 @@ def parse_query(request: Request) -> tuple[str, dict[int, int]]:
                 raise BadRequest("one 'token' only")
             token = value
         elif name == "p":
-            project, sep, version = value.partition(":")
-            if not (sep and project.isdigit() and version.isdigit() and int(project) > 0):
+            project_text, _, version_text = value.partition(":")
+            project, version = parse_decimal(project_text), parse_decimal(version_text)
+            if not project or version is None:
                 raise BadRequest("'p' must be project:version, e.g. p=7:42")
-            projects[int(project)] = int(version)
+            projects[project] = version
     if not token:
         raise Unauthorized("missing 'token'")
     if len(projects) > MAX_PROJECTS_PER_TOKEN:

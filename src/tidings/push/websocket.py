@@ -11,11 +11,13 @@ rules themselves live in wsframe.py (sans-I/O).
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import TYPE_CHECKING, ClassVar
 
 from tidings.protocol.errors import BadRequest, CloseCode, Forbidden, TidingsError, Unavailable
 from tidings.protocol.push import ClientType, parse_client_message
 from tidings.push.context import PushContext
+from tidings.push.fanout import DIRECT_FRAME_KEY
 from tidings.push.http import HttpConnection, Request
 from tidings.push.hub import CONN_SLOTS, Conn, Message
 from tidings.push.wsframe import (
@@ -159,7 +161,22 @@ class WebSocketProtocol(asyncio.Protocol):
         self.ctx.socket_closed()
 
 
-_FRAME_KEY = "ws"
+_FRAME_KEY = DIRECT_FRAME_KEY
+
+
+def direct_fd(transport: asyncio.Transport) -> int:
+    """The socket's fd if the native fan-out may ``send()`` to it directly, else -1.
+
+    Only a plain stream socket: under TLS (or any transport that transforms
+    bytes) the transport must do the writing.
+    """
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.type != socket.SOCK_STREAM:
+        return -1
+    fd = sock.fileno()
+    return fd if isinstance(fd, int) and fd >= 0 else -1
 
 
 class PushWebSocket(WebSocketProtocol, Conn):
@@ -178,6 +195,8 @@ class PushWebSocket(WebSocketProtocol, Conn):
         except TidingsError as exc:
             self.close(exc.close_code, exc.detail)
             return
+        # ``write`` is "this frame to this transport": the fan-out may send it itself.
+        self.wfd = direct_fd(self.transport)  # type: ignore[arg-type]
         self._timer = ctx.loop.call_later(ctx.settings.handshake_timeout, self._no_subscribe)
 
     def _no_subscribe(self) -> None:

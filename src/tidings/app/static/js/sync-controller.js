@@ -117,6 +117,7 @@ class Project {
     this.behind = 0;
     this.healthySince = null;
     this.reportedDue = null;
+    this.revoked = false;
   }
 
   due() {
@@ -153,6 +154,7 @@ export class SyncController {
     this.connectDeadline = null;
     this.drainAt = null;
     this.subscribedAt = null;
+    this.refreshWhenSubscribed = false;
     this.lastSeen = 0;
     this.heartbeat = this.cfg.heartbeat;
     this.pushFailures = 0;
@@ -241,7 +243,7 @@ export class SyncController {
         if (input.conn === this.conn && OPEN.includes(this.push)) this.lastSeen = now;
         break;
       case "push_subscribed":
-        this._subscribed(now, input);
+        this._subscribed(now, input, out);
         break;
       case "push_heartbeat":
         if (input.conn === this.conn && SUBSCRIBED.includes(this.push)) {
@@ -260,6 +262,9 @@ export class SyncController {
         if (input.conn === this.conn && OPEN.includes(this.push) && this.tokenRefreshAt !== null) {
           this.tokenRefreshAt = Math.min(this.tokenRefreshAt, now);
         }
+        break;
+      case "push_revoked":
+        this._revoked(now, input);
         break;
       case "push_closed":
         if (input.conn === this.conn && OPEN.includes(this.push)) {
@@ -313,7 +318,11 @@ export class SyncController {
     const local = p.version;
     const fresh = (input.events || []).filter((e) => e.version > local);
     if (this._isMissedPoke(now, p, fresh)) this.missed += 1;
-    if (input.advice) p.advice = { ...input.advice };
+    if (input.advice) {
+      const pushed = this._usesPush(p);
+      p.advice = { ...input.advice };
+      if (!pushed && this._usesPush(p)) this._watchOnOpenConnection(out);
+    }
     if (input.reload) {
       p.failures = 0;
       p.needsSnapshot = true;
@@ -372,13 +381,29 @@ export class SyncController {
     this._announce(now, p, input.version);
   }
 
-  _subscribed(now, input) {
+  // A project's advice switched push on (kill switch, rollout, override) while a
+  // connection is open or opening without it: without a refresh it would be shown
+  // live yet never poked, and polled only at the long interval.
+  _watchOnOpenConnection(out) {
+    if (this.conn === null || this.token === null) return; // the next connection subscribes to it
+    if (this.push === PUSH_STATE.HEALTHY || this.push === PUSH_STATE.DEGRADED) {
+      out.push({ type: "push_refresh", conn: this.conn, token: this.token, projects: this._subscription() });
+    } else if (this.push === PUSH_STATE.CONNECTING) {
+      this.refreshWhenSubscribed = true;
+    }
+  }
+
+  _subscribed(now, input, out) {
     if (input.conn !== this.conn || !OPEN.includes(this.push)) return;
     this.lastSeen = now;
     if (this.subscribedAt === null) this.subscribedAt = now;
     this.connectDeadline = null;
     if (typeof input.heartbeat === "number" && input.heartbeat > 0) this.heartbeat = input.heartbeat;
     if (this.drainAt === null) this.push = SERVER_STATES[input.state || "ok"];
+    if (this.refreshWhenSubscribed) {
+      this.refreshWhenSubscribed = false;
+      this._watchOnOpenConnection(out);
+    }
     const versions = input.projects || {};
     // Config order, not the answer's: draws must not depend on key order.
     for (const p of this.projects.values()) {
@@ -449,6 +474,7 @@ export class SyncController {
         this.push = PUSH_STATE.CONNECTING;
         this.connectDeadline = now + this.cfg.connect_timeout;
         this.subscribedAt = null;
+        this.refreshWhenSubscribed = false;
         this.lastSeen = now;
         out.push({ type: "connect_push", conn: this.conn, token: this.token, projects: this._subscription() });
       } else if (!this.tokenFetching) {
@@ -466,7 +492,8 @@ export class SyncController {
       }
       p.healthySince = null;
       if (p.nextLong && p.nextPollAt !== null) {
-        const candidate = now + jittered(p.advice.fallback_interval, p.advice.jitter, this.rand());
+        // Full jitter: a whole fleet learns at once; spread its first polls evenly.
+        const candidate = now + this.rand() * p.advice.fallback_interval;
         p.nextPollAt = Math.min(p.nextPollAt, candidate);
         p.nextLong = false;
       }
@@ -629,7 +656,17 @@ export class SyncController {
   }
 
   _usesPush(p) {
-    return Boolean(this.cfg.push) && Boolean(p.advice.push);
+    return Boolean(this.cfg.push) && Boolean(p.advice.push) && !p.revoked;
+  }
+
+  /** Access revoked: never pushed again (left out of subscriptions); poll it at once. */
+  _revoked(now, input) {
+    if (input.conn !== this.conn || !OPEN.includes(this.push)) return;
+    this.lastSeen = now;
+    const p = this.projects.get(input.project);
+    if (p === undefined || p.revoked) return;
+    p.revoked = true;
+    if (p.version !== null && !p.inFlight && p.failures === 0) p.soonAt = now;
   }
 
   _pushWanted() {
@@ -686,6 +723,8 @@ export function fromPushMessage(conn, body) {
       return { type: "push_drain", conn, reconnect_after: num(body.reconnect_after) ?? 0 };
     case "token_expiring":
       return num(body.expires_at) === null ? null : { type: "push_token_expiring", conn, expires_at: body.expires_at };
+    case "revoked":
+      return Number.isInteger(body.project) ? { type: "push_revoked", conn, project: body.project } : null;
     default:
       return null;
   }

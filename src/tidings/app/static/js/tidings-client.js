@@ -16,7 +16,7 @@ export const POLL_LIMIT = 100;
 /** Milliseconds for any HTTP request; a push connection's opening is the controller's (connect_timeout). */
 export const REQUEST_TIMEOUT_MS = 10000;
 /** Push message types a server may send (tidings.protocol.push.ServerType). */
-export const SERVER_TYPES = ["subscribed", "poke", "heartbeat", "drain", "token_expiring", "error", "close"];
+export const SERVER_TYPES = ["subscribed", "poke", "heartbeat", "drain", "token_expiring", "revoked", "error", "close"];
 
 const CSRF_COOKIE = "tidings_csrf";
 const CSRF_HEADER = "X-Tidings-CSRF";

@@ -1,0 +1,172 @@
+"""Fault injection at full size: 500+ clients through every fault, with every assertion.
+
+The topology (tests/faults/topology.py): its own redis-server, a fresh PostgreSQL
+database, two ``tidings app`` and two ``tidings push`` processes behind haproxy,
+client processes of mixed WebSocket and SSE ``SyncClient``s watching a few dozen
+projects, writers committing a steady stream of changes. The faults, in order
+(tests/faults/faults.py): kill -9 of a push server overlapped by an app restart;
+a rolling restart of every push server (SIGTERM drain); a Redis restart; Redis
+paused (SIGSTOP) for 30 s; pokes black-holed between the apps and Redis, with one
+client's network stalled meanwhile; the kill switch off, then on. Prints the
+per-fault table, writes bench/results/faults.json and .png, and exits 1 if any
+promise was broken (tests/faults/observe.py lists them).
+
+    .venv/bin/python bench/faults.py [--clients 500] [--projects 30] [--pause 30]
+
+The CI-sized run is tests/faults/test_faults.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from machine import describe  # noqa: E402
+from tests.faults.faults import Config, Run  # noqa: E402
+from tests.faults.observe import Row, judge, table  # noqa: E402
+from tests.faults.topology import Intervals  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+PG_ADMIN = os.environ.get("TIDINGS_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def staleness_series(result: dict[str, Any]) -> list[tuple[float, float]]:
+    """(commit time since start, staleness) of every applied event."""
+    t0 = result["started_at"]
+    return sorted((ts - t0, at - ts) for c in result["clients"] for _, _, ts, at in c["applied"])
+
+
+def plot(result: dict[str, Any], rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = result["started_at"]
+    series = staleness_series(result)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
+    ax.scatter([t for t, _ in series], [s for _, s in series], s=2, alpha=0.3, color="tab:blue")
+    # p99 per 2-second bin of commit time
+    bins: dict[int, list[float]] = {}
+    for t, s in series:
+        bins.setdefault(int(t // 2), []).append(s)
+    xs = sorted(bins)
+    ax.plot(
+        [2 * x + 1 for x in xs],
+        [sorted(bins[x])[max(0, math.ceil(0.99 * len(bins[x])) - 1)] for x in xs],
+        color="black",
+        lw=1,
+        label="p99 per 2 s",
+    )
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n, r in enumerate(rows):
+        for a in (ax, ax2):
+            a.axvspan(r.start - t0, r.end - t0, color=colors[n % len(colors)], alpha=0.15)
+        ax.text(r.start - t0, ax.get_ylim()[1] * 0.92, r.fault, fontsize=7, rotation=90, va="top")
+    ax.set_ylabel("staleness (s): commit to applied")
+    ax.set_yscale("log")
+    ax.legend(loc="upper right")
+    polls = result["polls"]
+    ax2.plot([s - t0 for s, _ in polls], [c for _, c in polls], lw=1)
+    budget = rows[0].poll_budget if rows else 0
+    ax2.axhline(budget, color="red", lw=1, ls="--", label=f"fallback budget {budget:.0f}/s")
+    ax2.set_ylabel("client polls per second")
+    ax2.set_xlabel("seconds since start")
+    ax2.legend(loc="upper right")
+    cfg = result["config"]
+    fig.suptitle(
+        f"tidings under faults: {cfg['clients']} clients, {cfg['projects']} projects, "
+        f"{cfg['write_rate']:g} changes/s (shared 2-core machine)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--projects", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=4, help="client processes")
+    parser.add_argument("--write-rate", type=float, default=4.0, help="changes per second")
+    parser.add_argument("--pause", type=float, default=30.0, help="seconds Redis is SIGSTOPped")
+    parser.add_argument("--hold", type=float, default=10.0, help="seconds other faults are held")
+    parser.add_argument("--drain-window", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=RESULTS / "faults")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the logs and raw record in this directory"
+    )
+    args = parser.parse_args()
+    config = Config(
+        clients=args.clients,
+        projects=args.projects,
+        workers=args.workers,
+        write_rate=args.write_rate,
+        intervals=Intervals(drain_window=args.drain_window),
+        redis_pause=args.pause,
+        pokes_dropped=args.hold,
+        client_stall=max(args.hold, 7.0),
+        kill_switch_off=args.hold,
+        settle=5.0,
+        recover_timeout=60.0,
+    )
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tidings-faults-") as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        run = Run(config, workdir, PG_ADMIN)
+        try:
+            result = asyncio.run(run.run())
+        finally:
+            run.close()
+        if args.keep:
+            (workdir / "record.json").write_text(json.dumps(result))
+    wall = time.monotonic() - began
+    rows, failures, summary = judge(result)
+    print()
+    print(table(rows))
+    print()
+    print(
+        f"{summary['clients']} clients, {summary['writes']} changes "
+        f"({summary['write_retries']} retried); baseline staleness p50 "
+        f"{summary['baseline_staleness_p50']:.2f} s, "
+        f"p99 {summary['baseline_staleness_p99']:.2f} s; "
+        f"wall time {wall:.0f} s"
+    )
+    for row in rows:
+        if row.notes:
+            print(f"  {row.fault}: {json.dumps(row.notes)}")
+    print("broken promises:" if failures else "every promise kept")
+    for failure in failures:
+        print(f"  - {failure}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "machine": describe(),
+        "command": "bench/faults.py " + " ".join(sys.argv[1:]),
+        "wall_seconds": round(wall, 1),
+        "config": result["config"],
+        "summary": summary,
+        "faults": [asdict(r) for r in rows],
+        "failures": failures,
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(body, indent=2, default=str))
+    plot(result, rows, args.out.with_suffix(".png"))
+    print(f"wrote {args.out.with_suffix('.json')} and .png")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

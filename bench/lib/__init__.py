@@ -1,0 +1,1 @@
+"""Shared parts of the system benchmarks (herd, freshness): real processes and lean clients."""

@@ -1,0 +1,234 @@
+"""App heartbeats: a push server that stops hearing an app stops promising push.
+
+The unit tests drive ``AppWatch`` with a fake clock. The end-to-end test runs a
+real app (in-process, SQLite) whose only path to Redis goes through a
+black-hole proxy, a real push server whose own Redis link stays healthy, and a
+WebSocket client: the app's pokes are lost, so the client must hear
+``degraded`` (and poll at the short interval), then ``ok`` and a recovery poke
+for the change committed during the fault once the path heals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from tests.app.conftest import CHEAP_HASHER, Stack, offset_project_ids
+from tests.conftest import free_port
+from tests.faults.proxy import Proxy
+from tidings.app.main import build_services, create_app
+from tidings.app.settings import AppSettings, PushUrls
+from tidings.broker.redis_subscriber import RedisSubscriber
+from tidings.protocol.push import ServerState
+from tidings.push.apps import MAX_APPS, AppWatch
+from tidings.push.server import PushServer
+
+from .conftest import FAST, KEYS
+from .test_redis_integration import next_of, recv_json, subscribe_msg, until
+
+# -- AppWatch, on a fake clock -------------------------------------------------
+
+
+def test_an_app_heard_recently_and_then_silent_is_reported_until_heard_again() -> None:
+    watch = AppWatch(deaf_after=3.0, forget_after=30.0)
+    assert watch.silent(0.0) == []
+    watch.heard("a", 0.0)
+    watch.heard("b", 0.0)
+    assert watch.silent(3.0) == []  # exactly deaf_after is still fine
+    watch.heard("b", 2.0)
+    assert watch.silent(3.5) == ["a"]
+    watch.heard("a", 4.0)
+    assert watch.silent(4.0) == []
+    assert watch.silent(5.5) == ["b"]
+
+
+def test_a_goodbye_ends_the_silence_at_once() -> None:
+    watch = AppWatch(deaf_after=3.0, forget_after=30.0)
+    watch.heard("a", 0.0)
+    assert watch.silent(4.0) == ["a"]
+    watch.bye("a")
+    assert watch.silent(4.0) == [] and watch.known(4.0) == 0
+    watch.bye("never heard")  # harmless
+
+
+def test_an_app_that_died_without_goodbye_is_forgotten_after_forget_after() -> None:
+    """kill -9 keeps clients on the short interval for at most forget_after."""
+    watch = AppWatch(deaf_after=3.0, forget_after=30.0)
+    watch.heard("dead", 0.0)
+    watch.heard("alive", 0.0)
+    for t in range(1, 40):
+        watch.heard("alive", float(t))
+    assert watch.silent(30.0) == ["dead"]
+    assert watch.silent(30.5) == [] and watch.known(30.5) == 1
+    assert "dead" not in watch and "alive" in watch
+    watch.heard("dead", 31.0)  # it came back: watched again like any other
+    assert watch.silent(35.0) == ["dead"]
+
+
+def test_our_own_link_outage_is_not_counted_against_the_apps() -> None:
+    watch = AppWatch(deaf_after=3.0, forget_after=30.0)
+    watch.heard("a", 0.0)
+    watch.grace(10.0)  # our link came back at t=10
+    assert watch.silent(12.0) == []
+    assert watch.silent(13.5) == ["a"]  # still quiet deaf_after after the link came back
+
+
+def test_the_watch_is_bounded_oldest_heard_dropped_first() -> None:
+    watch = AppWatch(deaf_after=3.0, forget_after=30.0)
+    for n in range(MAX_APPS + 5):
+        watch.heard(f"app{n}", float(n) / 1000)
+    assert watch.known(5.0) == MAX_APPS
+    assert "app0" not in watch and f"app{MAX_APPS + 4}" in watch
+
+
+def test_deaf_after_must_be_shorter_than_forget_after() -> None:
+    with pytest.raises(ValueError):
+        AppWatch(deaf_after=30.0, forget_after=3.0)
+
+
+# -- end to end: app -> (black hole) -> Redis <- push server <- client ----------
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[str]:
+    """A Redis server of this test's own: the control channel is shared by every
+    client of a Redis server, and this test silences an app on purpose, which
+    would degrade any other push server listening there."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server not installed")
+        pytest.skip("redis-server not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while (
+            subprocess.run(
+                ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
+            ).stdout.strip()
+            != b"PONG"
+        ):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.asynccontextmanager
+async def black_hole(target_port: int) -> AsyncIterator[tuple[Proxy, int]]:
+    proxy = Proxy(("127.0.0.1", target_port), "blackhole")
+    server = await asyncio.start_server(proxy.accept, "127.0.0.1", 0)
+    try:
+        yield proxy, int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for pipe in list(proxy.pipes):
+            pipe.close()
+
+
+async def metrics_text(port: int) -> str:
+    async with httpx.AsyncClient(timeout=5) as http:
+        return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+
+
+DEAF_AFTER = 2.0
+
+
+async def test_an_app_cut_off_from_redis_degrades_push_until_its_lost_poke_is_recovered(
+    own_redis: str, sqlite_url: str
+) -> None:
+    redis_port = int(own_redis.rsplit(":", 1)[1].split("/")[0])
+    subscriber = RedisSubscriber(own_redis, ping_after=1.0, dead_after=2.0, backoff_max=0.5)
+    server = PushServer(FAST.with_(app_deaf_after=DEAF_AFTER), subscriber, KEYS)
+    async with black_hole(redis_port) as (proxy, proxy_port):
+        settings = AppSettings(
+            database_url=sqlite_url,
+            redis_url=f"redis://127.0.0.1:{proxy_port}/0",
+            push_urls=PushUrls.from_base("http://push.test"),
+        )
+        services = build_services(settings, hasher=CHEAP_HASHER)
+        app = create_app(settings, services=services)
+        lifespan = app.router.lifespan_context(app)
+        await server.start("127.0.0.1", 0)
+        await lifespan.__aenter__()
+        try:
+            await offset_project_ids(services.engines)
+            stack = Stack(app, services, settings)
+            _user, api_token = await stack.user("ada@x.io")
+            async with stack.client(api_token) as http:
+                pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
+                await until(lambda: server.hub.state is ServerState.OK, "push ok")
+                await until(lambda: services.pokes.app_id in server.apps, "app heard")
+                async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+                    await ws.send(subscribe_msg({pid: 1}))
+                    await recv_json(ws)
+                    proxy.set_fault(True)
+                    cut = time.monotonic()
+                    r = await http.post(
+                        f"/api/projects/{pid}/commands",
+                        json={"command": {"type": "create_story", "title": "lost poke"}},
+                    )
+                    assert r.status_code == 200
+                    version = int(r.json()["version"])
+                    seen: list[dict[str, Any]] = []
+
+                    async def read() -> dict[str, Any]:
+                        message = await recv_json(ws)
+                        seen.append(message)
+                        return message
+
+                    async def degraded() -> None:
+                        while (await next_of(read, "heartbeat"))["state"] != "degraded":
+                            pass
+
+                    await asyncio.wait_for(degraded(), DEAF_AFTER + 1.0 + (time.monotonic() - cut))
+                    detected = time.monotonic() - cut
+                    assert not [m for m in seen if m["type"] == "poke"], (
+                        "a poke got through the black hole"
+                    )
+                    assert "tidings_push_apps_silent 1.0" in await metrics_text(server.port)
+                    assert 'tidings_push_state{state="degraded"} 1.0' in await metrics_text(
+                        server.port
+                    )
+                    proxy.set_fault(False)
+                    healed = time.monotonic()
+                    seen.clear()
+
+                    def ok_and_poked() -> bool:
+                        return {"type": "heartbeat", "state": "ok"} in seen and any(
+                            m["type"] == "poke" and m["project"] == pid for m in seen
+                        )
+
+                    async def recovered() -> None:
+                        # The re-sent poke may come before or after the state change.
+                        while not ok_and_poked():
+                            await read()
+
+                    await asyncio.wait_for(recovered(), 10)
+                    back = time.monotonic() - healed
+                    (poke,) = [m for m in seen if m["type"] == "poke"]
+                    assert poke["version"] == version
+            print(f"\ndegraded {detected:.2f} s after the cut; ok + poke {back:.2f} s after")
+        finally:
+            await lifespan.__aexit__(None, None, None)
+        # A graceful shutdown says goodbye: forgotten at once, no degraded state.
+        await until(lambda: services.pokes.app_id not in server.apps, "app_bye heard", 5)
+        assert server.hub.state is ServerState.OK
+        await server.close()
