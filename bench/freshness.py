@@ -409,7 +409,7 @@ def main() -> int:
     parser.add_argument("--start-over", type=float, default=None, help="spread client starts")
     parser.add_argument("--idle-fraction", type=float, default=0.1)
     parser.add_argument(
-        "--poke-delay", type=float, default=0.25, help="client poke jitter, s (documented: 0.25)"
+        "--poke-delay", type=float, default=0.1, help="client poke jitter, s (documented: 0.1)"
     )
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--out", type=Path, default=RESULTS / "freshness")

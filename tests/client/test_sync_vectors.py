@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tidings.client.backoff import full_jitter
 from tidings.client.controller import Config, SyncController
 from tidings.client.inputs import input_from_json
 
@@ -70,6 +71,16 @@ def test_every_rule_has_a_vector_file() -> None:
         "start_and_snapshot",
         "revoked",
     } <= rules
+
+
+def test_full_jitter_is_uniform_over_floor_to_ceiling() -> None:
+    # A clamp (max(floor, r * ceiling)) would put every draw below 0.5 on the
+    # first retry at exactly the floor: half a crashed server's clients at once.
+    assert full_jitter(1, 2.0, 120.0, 1.0, 0.0) == 1.0
+    assert full_jitter(1, 2.0, 120.0, 1.0, 0.2) == 1.2
+    assert full_jitter(5000, 2.0, 120.0, 1.0, 0.5) == 60.5
+    # A ceiling below the floor: the floor, whatever the draw.
+    assert full_jitter(1, 0.5, 120.0, 1.0, 0.9) == 1.0
 
 
 @pytest.mark.parametrize("scenario", _scenarios())

@@ -61,8 +61,14 @@ for (const file of files) {
 }
 
 test("backoff arithmetic stays finite for very long outages", () => {
-  assert.equal(fullJitter(5000, 2, 120, 1, 0.5), 60);
+  assert.equal(fullJitter(5000, 2, 120, 1, 0.5), 60.5);
   assert.equal(jittered(60, 0.2, 0), 48);
+});
+
+test("full jitter is uniform over [floor, ceiling]; a ceiling below the floor waits the floor", () => {
+  assert.equal(fullJitter(1, 2, 120, 1, 0), 1);
+  assert.equal(fullJitter(1, 2, 120, 1, 0.2), 1.2);
+  assert.equal(fullJitter(1, 0.5, 120, 1, 0.9), 1);
 });
 
 test("push messages map to inputs; malformed ones are dropped", () => {

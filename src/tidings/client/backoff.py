@@ -16,10 +16,14 @@ def jittered(interval: float, jitter: float, r: float) -> float:
 
 
 def full_jitter(attempt: int, base: float, cap: float, floor: float, r: float) -> float:
-    """Delay before retry ``attempt`` (1 for the first): uniform in [0, min(cap, base*2^(n-1))].
+    """Delay before retry ``attempt`` (1 for the first): uniform in [floor, ceiling],
+    ceiling = min(cap, base*2^(n-1)) (just ``floor`` if the ceiling is below it).
 
     Full jitter spreads a herd of clients that failed together; ``floor`` keeps a
-    draw near zero from turning into a tight loop.
+    draw near zero from turning into a tight loop. The floor shifts the range
+    rather than clamping it: ``max(floor, r * ceiling)`` would send every draw
+    below floor/ceiling to exactly ``floor`` (half of a crashed server's clients
+    in the same instant on the first retry).
     """
     ceiling = min(cap, base * float(2 ** min(attempt - 1, MAX_DOUBLINGS)))
-    return max(floor, r * ceiling)
+    return floor + r * max(0.0, ceiling - floor)

@@ -65,8 +65,12 @@ class Config:
     advice: Advice = DEFAULT_ADVICE
     #: A poke starts a poll after a uniform delay in [0, poke_delay] s: spreads the
     #: herd of a hot project's watchers, and a burst of pokes costs one poll.
-    poke_delay: float = 0.25
-    #: Poll errors: retry n waits uniform in [0, min(cap, base * 2^(n-1))] s, at least floor.
+    #: 0.1, not 0.25: with 0.25 poke-mode staleness p99 was 253-272 ms against a
+    #: 250 ms goal (bench/freshness.py), most of it this delay; with poll collapsing
+    #: a poked herd costs one store read with or without the spread, and 5,000
+    #: clients' time to current is bound by the app's CPU, not it (bench/herd.py).
+    poke_delay: float = 0.1
+    #: Poll errors: retry n waits uniform in [floor, min(cap, base * 2^(n-1))] s.
     poll_backoff_base: float = 2.0
     poll_backoff_cap: float = 120.0
     poll_backoff_floor: float = 1.0
@@ -97,6 +101,10 @@ class Config:
     #: Telemetry goes out every this many seconds (or at once with MAX_SAMPLES samples).
     telemetry_interval: float = 60.0
     telemetry_max_samples: int = MAX_SAMPLES
+    #: A report of counts alone (no staleness sample, missed poke or poll error)
+    #: waits until this long after the last report: an idle client on push would
+    #: otherwise send as many reports as long-interval polls.
+    telemetry_idle_interval: float = 600.0
     #: A poll counts a missed poke only for changes committed at least this long
     #: after push became healthy and this long before the answer (clock skew and a
     #: poke still in flight are not misses).
@@ -148,6 +156,9 @@ class _Project:
     #: The regular cadence's next poll, and whether it was set with the long interval.
     next_poll_at: float | None = None
     next_long: bool = False
+    #: The long-interval time a loss of push brought ``next_poll_at`` forward
+    #: from; None once anything else sets the next poll.
+    long_at: float | None = None
     #: An earlier poll: after a poke, a ``has_more`` page, or a lagging server.
     soon_at: float | None = None
     #: Consecutive failed requests (polls or snapshot loads).
@@ -224,6 +235,7 @@ class SyncController:
         self._polls = 0
         self._pokes = 0
         self._poll_errors = 0
+        self._reported_at = 0.0
 
     # ----- public surface -------------------------------------------------------
 
@@ -330,6 +342,7 @@ class SyncController:
             return
         self._started = True
         self._telemetry_at = now + self._cfg.telemetry_interval
+        self._reported_at = now
         for project in self._projects.values():
             if project.needs_snapshot:
                 project.next_poll_at = now
@@ -546,6 +559,21 @@ class SyncController:
             if self._healthy(project):
                 if project.healthy_since is None:
                     project.healthy_since = now
+                    if project.long_at is not None:
+                        # Push is back before the brought-forward poll went out:
+                        # that poll only stood in for pokes push could not send,
+                        # and ``subscribed`` has just announced every version the
+                        # server knows to be ahead (those polls sit in soon_at,
+                        # untouched here). The originally scheduled time, not a
+                        # fresh draw: a push that flaps cannot postpone the long
+                        # poll indefinitely, and the clients keep their spread.
+                        # long_at is only set while next_poll_at is that brought-
+                        # forward poll (_issue, _schedule_regular and _fail clear
+                        # it), so a snapshot load, a backoff retry, a lag retry or
+                        # a revoked project (never healthy again) is never dropped.
+                        project.next_poll_at = project.long_at
+                        project.next_long = True
+                        project.long_at = None
                 continue
             project.healthy_since = None
             if project.next_long and project.next_poll_at is not None:
@@ -556,6 +584,7 @@ class SyncController:
                 # interval, their first polls arrive at the even rate, not in a
                 # burst (later polls keep the phase).
                 candidate = now + self._rand() * project.advice.fallback_interval
+                project.long_at = project.next_poll_at
                 project.next_poll_at = min(project.next_poll_at, candidate)
                 project.next_long = False
 
@@ -577,7 +606,14 @@ class SyncController:
     def _telemetry_timer(self, now: float, out: list[Action]) -> None:
         if self._telemetry_at is not None and now >= self._telemetry_at:
             self._telemetry_at = now + self._cfg.telemetry_interval
-            self._flush_telemetry(out)
+            if (
+                self._samples
+                or self._missed
+                or self._poll_errors
+                or now - self._reported_at >= self._cfg.telemetry_idle_interval
+            ):
+                self._reported_at = now
+                self._flush_telemetry(out)
 
     def _report_changes(self, now: float, out: list[Action]) -> None:
         for project in self._projects.values():
@@ -600,6 +636,7 @@ class SyncController:
         project.in_flight = True
         project.next_poll_at = None
         project.next_long = False
+        project.long_at = None
         project.soon_at = None
         project.announced_at_send = project.announced
 
@@ -609,6 +646,7 @@ class SyncController:
         interval = advice.interval if healthy else advice.fallback_interval
         project.next_poll_at = now + jittered(interval, advice.jitter, self._rand())
         project.next_long = healthy
+        project.long_at = None
         project.soon_at = None
 
     def _fail(self, now: float, project: _Project, retry_after: float | None) -> None:
@@ -625,6 +663,7 @@ class SyncController:
             delay = max(delay, min(retry_after, cfg.retry_after_cap))
         project.next_poll_at = now + delay
         project.next_long = False
+        project.long_at = None
         project.soon_at = None
 
     def _announce(self, now: float, project: _Project, version: int) -> None:

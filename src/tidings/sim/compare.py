@@ -40,6 +40,7 @@ def config_from(params: dict[str, Any], base: SimConfig) -> SimConfig:
         edits_per_s=float(params.get("edits_per_s", base.edits_per_s)),
         idle_projects=int(params.get("idle_projects", base.idle_projects)),
         duration=float(params.get("duration_s", base.duration)),
+        poke_delay=float(params["poke_delay_s"]) if "poke_delay_s" in params else base.poke_delay,
         advice=advice.__class__(
             push=True, interval=interval, fallback_interval=fallback, jitter=jitter
         ),

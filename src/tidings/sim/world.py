@@ -67,6 +67,8 @@ class SimConfig:
     #: After the measured window: no more edits, run this long (everything converges).
     tail: float = 30.0
     advice: Advice = field(default_factory=lambda: DEFAULT_ADVICE)
+    #: The clients' poke delay (None: the controller's default), to match a measured run.
+    poke_delay: float | None = None
     network: NetworkModel = field(default_factory=NetworkModel)
     app: AppModel = field(default_factory=AppModel)
     server: ServerModel = field(default_factory=ServerModel)
@@ -144,6 +146,8 @@ class World:
                 versions={project: self.app.versions[project]},
                 advice=advice,
             )
+            if cfg.poke_delay is not None:
+                config = replace(config, poke_delay=cfg.poke_delay)
             client = SimClient(self, n + 1, project, config, idle=project > self.edited)
             self.clients.append(client)
             self.queue.at(EPOCH + self.rng.random() * cfg.ramp, _start, client)

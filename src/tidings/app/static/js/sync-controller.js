@@ -34,7 +34,11 @@ export const DEFAULT_ADVICE = Object.freeze({
 /** Defaults, the same as tidings.client.controller.Config (tests/vectors/sync/README.md). */
 export const DEFAULTS = Object.freeze({
   push: true,
-  poke_delay: 0.25,
+  // 0.1 s, not 0.25: with 0.25 poke-mode staleness p99 was 253-272 ms against a
+  // 250 ms goal (bench/freshness.py), most of it this delay; with poll collapsing a
+  // poked herd costs one store read with or without the spread, and 5,000 clients'
+  // time to current is bound by the app's CPU, not it (bench/herd.py).
+  poke_delay: 0.1,
   poll_backoff_base: 2,
   poll_backoff_cap: 120,
   poll_backoff_floor: 1,
@@ -51,6 +55,8 @@ export const DEFAULTS = Object.freeze({
   lag_retry_delay: 1,
   telemetry_interval: 60,
   telemetry_max_samples: 500,
+  // A report of counts alone waits this long after the last one (idle clients).
+  telemetry_idle_interval: 600,
   miss_grace: 2,
 });
 
@@ -68,10 +74,14 @@ export function jittered(interval, jitter, r) {
   return interval * (1 - jitter + 2 * jitter * r);
 }
 
-/** Delay before retry `attempt` (1 for the first): full jitter, with a floor against tight loops. */
+/**
+ * Delay before retry `attempt` (1 for the first): uniform in [floor, min(cap, base * 2^(n-1))].
+ * The floor (against tight loops) shifts the range rather than clamping it, so no
+ * share of a herd lands on exactly `floor`.
+ */
 export function fullJitter(attempt, base, cap, floor, r) {
   const ceiling = Math.min(cap, base * 2 ** Math.min(attempt - 1, MAX_DOUBLINGS));
-  return Math.max(floor, r * ceiling);
+  return floor + r * Math.max(0, ceiling - floor);
 }
 
 /** Commit-to-applied delay in whole milliseconds, clamped to [0, MAX_STALENESS_MS]. */
@@ -110,6 +120,8 @@ class Project {
     this.inFlight = false;
     this.nextPollAt = null;
     this.nextLong = false;
+    // The long-interval time a loss of push brought nextPollAt forward from.
+    this.longAt = null;
     this.soonAt = null;
     this.failures = 0;
     this.announced = 0;
@@ -165,6 +177,7 @@ export class SyncController {
     this.reportedConnect = null;
     this.reportedStatus = null;
     this.telemetryAt = null;
+    this.reportedAt = 0;
     this.samples = [];
     this.missed = 0;
     this.polls = 0;
@@ -290,6 +303,7 @@ export class SyncController {
     if (this.started) return;
     this.started = true;
     this.telemetryAt = now + this.cfg.telemetry_interval;
+    this.reportedAt = now;
     for (const p of this.projects.values()) {
       if (p.needsSnapshot) p.nextPollAt = now;
       else this._scheduleRegular(now, p);
@@ -487,13 +501,23 @@ export class SyncController {
   _updateHealth(now) {
     for (const p of this.projects.values()) {
       if (this._healthy(p)) {
-        if (p.healthySince === null) p.healthySince = now;
+        if (p.healthySince === null) {
+          p.healthySince = now;
+          if (p.longAt !== null) {
+            // Push is back before the brought-forward poll: back to the original
+            // long-interval time (see the Python controller for why this is safe).
+            p.nextPollAt = p.longAt;
+            p.nextLong = true;
+            p.longAt = null;
+          }
+        }
         continue;
       }
       p.healthySince = null;
       if (p.nextLong && p.nextPollAt !== null) {
         // Full jitter: a whole fleet learns at once; spread its first polls evenly.
         const candidate = now + this.rand() * p.advice.fallback_interval;
+        p.longAt = p.nextPollAt;
         p.nextPollAt = Math.min(p.nextPollAt, candidate);
         p.nextLong = false;
       }
@@ -519,7 +543,11 @@ export class SyncController {
   _telemetryTimer(now, out) {
     if (this.telemetryAt !== null && now >= this.telemetryAt) {
       this.telemetryAt = now + this.cfg.telemetry_interval;
-      this._flushTelemetry(out);
+      const worth = this.samples.length > 0 || this.missed > 0 || this.pollErrors > 0;
+      if (worth || now - this.reportedAt >= this.cfg.telemetry_idle_interval) {
+        this.reportedAt = now;
+        this._flushTelemetry(out);
+      }
     }
   }
 
@@ -547,6 +575,7 @@ export class SyncController {
     p.inFlight = true;
     p.nextPollAt = null;
     p.nextLong = false;
+    p.longAt = null;
     p.soonAt = null;
     p.announcedAtSend = p.announced;
   }
@@ -556,6 +585,7 @@ export class SyncController {
     const interval = healthy ? p.advice.interval : p.advice.fallback_interval;
     p.nextPollAt = now + jittered(interval, p.advice.jitter, this.rand());
     p.nextLong = healthy;
+    p.longAt = null;
     p.soonAt = null;
   }
 
@@ -568,6 +598,7 @@ export class SyncController {
     }
     p.nextPollAt = now + delay;
     p.nextLong = false;
+    p.longAt = null;
     p.soonAt = null;
   }
 
