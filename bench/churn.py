@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fanout import cpu_sched, free_port, git_state, log, rss_kb, start_redis, stop_process
 from fanout_load import IP_BIND_ADDRESS_NO_PORT, client_frame
 from machine import describe
+from report import save
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -415,10 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for goal in data["goals"]:
         print(f"goal: {goal['goal']}: {'met' if goal['met'] else 'MISSED'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(data, indent=1))
-    plot(data, args.out.with_suffix(".png"))
-    print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
+    save(data, args.out, plot, indent=1)
     return 0
 
 

@@ -48,6 +48,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
+from report import save
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -1198,10 +1199,7 @@ def main(argv: list[str] | None = None) -> int:
         state = "n/a" if goal["met"] is None else "met" if goal["met"] else "MISSED"
         print(f"goal: {goal['goal']}: {goal['value']} (limit {goal['limit']}) {state}")
     data["table_markdown"] = table
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(data, indent=2))
-    plot(data, args.out.with_suffix(".png"))
-    print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
+    save(data, args.out, plot)
     return 0
 
 

@@ -24,7 +24,6 @@ Writes bench/results/freshness.json and .png.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -50,6 +49,7 @@ from lib.stack import (
     wait_until,
 )
 from machine import describe
+from report import save
 
 from tidings.protocol.tokens import KeyRing
 
@@ -490,10 +490,7 @@ def main() -> int:
     print("\ngoals:")
     for g in data["goals"]:
         print(f"  {'met   ' if g['met'] else 'MISSED'} {g['goal']}: {g['measured']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(data, indent=2))
-    plot(data, args.out.with_suffix(".png"))
-    print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
+    save(data, args.out, plot)
     return 0
 
 

@@ -19,7 +19,6 @@ the app's CPU. Writes bench/results/herd.json and .png.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -48,6 +47,7 @@ from lib.stack import (
     wait_until,
 )
 from machine import describe
+from report import save
 
 from tidings.protocol.tokens import KeyRing
 
@@ -366,10 +366,7 @@ def main() -> int:
     for g in goals:
         verdict = "met" if g["met"] else "MISSED"
         print(f"  {g['store']:<9} {g['config']:<24} {g['reads_per_distinct_since']:.0f}  {verdict}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    plot(results, args.out.with_suffix(".png"))
-    print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
+    save(results, args.out, plot)
     return 0
 
 

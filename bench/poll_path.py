@@ -12,7 +12,6 @@ comes from /proc. Writes bench/results/poll_path.json and .png.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -27,7 +26,9 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lib.stack import tidings_cli
 from machine import describe
+from report import save
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -63,18 +64,6 @@ end
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def tidings(*args: str, env: dict[str, str]) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "tidings", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -192,8 +181,8 @@ def run_config(
     env.pop("REDIS_URL", None)
     if redis_url:
         env["REDIS_URL"] = redis_url
-    tidings("users", "add", "bench@x.io", "Bench", "--password", "password1", env=env)
-    token = tidings("tokens", "create", "bench@x.io", env=env)
+    tidings_cli("users", "add", "bench@x.io", "Bench", "--password", "password1", env=env)
+    token = tidings_cli("tokens", "create", "bench@x.io", env=env)
     app = App(env)
     try:
         headers = {"Authorization": f"Bearer {token}"}
@@ -327,10 +316,7 @@ def main() -> int:
             "rps_up_to_date_vs_events10": round(rps_ratio, 2),
         }
         print(f"  {config:>16}: server CPU x{cpu_ratio:.2f}, requests/s x{rps_ratio:.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    plot(results, args.out.with_suffix(".png"))
-    print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
+    save(results, args.out, plot)
     return 0
 
 

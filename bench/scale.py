@@ -63,6 +63,7 @@ from fanout import (
     wait_for,
 )
 from machine import describe
+from report import save
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -655,10 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for goal in data["goals"]:
         print(f"goal: {goal['goal']}: {'met' if goal['met'] else 'MISSED'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(data, indent=1))
-    plot(data, args.out.with_suffix(".png"))
-    print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
+    save(data, args.out, plot, indent=1)
     return 0
 
 

@@ -25,4 +25,8 @@ def test_churn_quick(tmp_path: Path) -> None:
     assert warm["connections"] == end["connections"] == 0, (warm, end)
     assert end["fds_but_redis"] <= warm["fds_but_redis"], (warm, end)
     assert end["tasks"] <= warm["tasks"], (warm, end)
-    assert max(s["connections"] for s in data["samples"]) > 0
+    # The sampler ran during the cycles and read the server's gauges each time.
+    # (Not "saw a connection open": on a quiet machine a cycle lasts about a
+    # millisecond and every sample can fall between two.)
+    assert any(0 < s["cycles"] < 2000 for s in data["samples"]), data["samples"]
+    assert all(s["tasks"] > 0 and s["open_sockets"] >= 0 for s in data["samples"])
