@@ -232,3 +232,53 @@ async def test_an_app_cut_off_from_redis_degrades_push_until_its_lost_poke_is_re
         await until(lambda: services.pokes.app_id not in server.apps, "app_bye heard", 5)
         assert server.hub.state is ServerState.OK
         await server.close()
+
+
+async def test_a_member_removed_while_the_app_is_cut_off_is_revoked_once_it_heals(
+    own_redis: str, sqlite_url: str
+) -> None:
+    # The kept poke of a project may be a later change than the removal: the
+    # revocation is re-sent on its own, not only as part of a poke.
+    redis_port = int(own_redis.rsplit(":", 1)[1].split("/")[0])
+    subscriber = RedisSubscriber(own_redis, ping_after=1.0, dead_after=2.0, backoff_max=0.5)
+    server = PushServer(FAST.with_(app_deaf_after=DEAF_AFTER), subscriber, KEYS)
+    async with black_hole(redis_port) as (proxy, proxy_port):
+        settings = AppSettings(
+            database_url=sqlite_url,
+            redis_url=f"redis://127.0.0.1:{proxy_port}/0",
+            push_urls=PushUrls.from_base("http://push.test"),
+        )
+        services = build_services(settings, hasher=CHEAP_HASHER)
+        app = create_app(settings, services=services)
+        lifespan = app.router.lifespan_context(app)
+        await server.start("127.0.0.1", 0)
+        await lifespan.__aenter__()
+        try:
+            await offset_project_ids(services.engines)
+            stack = Stack(app, services, settings)
+            _owner, owner_token = await stack.user("ada@x.io")
+            member, _ = await stack.user("bob@x.io")
+            async with stack.client(owner_token) as http:
+                pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
+                url = f"/api/projects/{pid}/commands"
+                add = {"type": "add_member", "email": "bob@x.io", "role": "member"}
+                assert (await http.post(url, json={"command": add})).status_code == 200
+                await until(lambda: services.pokes.app_id in server.apps, "app heard")
+                proxy.set_fault(True)
+                remove = {"type": "remove_member", "user_id": member.id}
+                r = await http.post(url, json={"command": remove})
+                assert r.status_code == 200, r.text
+                at = r.json()["event"]["ts"]
+                later = {"type": "create_story", "title": "after the removal"}
+                assert (await http.post(url, json={"command": later})).status_code == 200
+                await asyncio.sleep(DEAF_AFTER)
+                assert server.counters.revocations_received == 0
+                proxy.set_fault(False)
+                await until(
+                    lambda: server.hub.revocations.revokes(member.id, pid, at - 60, time.time()),
+                    "revocation heard after the path healed",
+                    10,
+                )
+        finally:
+            await lifespan.__aexit__(None, None, None)
+        await server.close()

@@ -74,6 +74,10 @@ class PokePublisher:
         #: The latest poke per project whose publish failed, to be sent again once
         #: the path works; at most ``MAX_PENDING`` projects (oldest dropped first).
         self._unsent: dict[int, Committed] = {}
+        #: ``revoke`` messages (with their ``at``) whose publish failed, sent again
+        #: with the pokes: a poke kept above may be a later change of the project,
+        #: which would not carry the revocation. At most ``MAX_PENDING``.
+        self._unsent_revokes: dict[bytes, float] = {}
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._run(), name="tidings-publisher")
@@ -168,6 +172,10 @@ class PokePublisher:
             await asyncio.sleep(max(0.0, started + HEARTBEAT_INTERVAL - loop.time()))
 
     async def _resend_and_beat(self, seq: int) -> None:
+        for message, at in list(self._unsent_revokes.items()):
+            await self._send_revoke(message, at)
+            del self._unsent_revokes[message]
+            self._metrics.revocations.labels("published").inc()
         if self._unsent:
             resend = list(self._unsent.values())
             for committed in resend:
@@ -186,10 +194,12 @@ class PokePublisher:
         at = committed.event["ts"]
         message = control.revoke(user, committed.project_id, at)
         try:
-            await self._publisher.record_revocation(message, at, self._keep_revocations)
-            await self._publisher.publish(CONTROL_CHANNEL, message)
+            await self._send_revoke(message, at)
         except Exception as exc:
             self._metrics.revocations.labels("failed").inc()
+            self._unsent_revokes[message] = at
+            while len(self._unsent_revokes) > MAX_PENDING:
+                del self._unsent_revokes[next(iter(self._unsent_revokes))]
             log.warning(
                 "revoke publish failed project=%s user=%s error=%r",
                 committed.project_id,
@@ -198,6 +208,10 @@ class PokePublisher:
             )
             return
         self._metrics.revocations.labels("published").inc()
+
+    async def _send_revoke(self, message: bytes, at: float) -> None:
+        await self._publisher.record_revocation(message, at, self._keep_revocations)
+        await self._publisher.publish(CONTROL_CHANNEL, message)
 
 
 def revoked_user(event: dict[str, Any]) -> int | None:
