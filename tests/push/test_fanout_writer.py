@@ -22,7 +22,7 @@ import pytest
 import uvloop
 
 from tidings.push import fanout as fanout_module
-from tidings.push.fanout import DIRECT_FRAME_KEY, Fanout, fanout_python
+from tidings.push.fanout import Fanout, fanout_python
 from tidings.push.hub import CONN_SLOTS, Conn, Message
 from tidings.push.websocket import direct_fd
 from tidings.push.wsframe import text_frame
@@ -30,6 +30,9 @@ from tidings.push.wsframe import text_frame
 from .fakes import FakeConn
 
 IMPLS = ("native", "python")
+#: SockConn's frame key, as "ws" is PushWebSocket's.
+FRAME_KEY = "sock"
+
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop,
     "uvloop": uvloop.new_event_loop,
@@ -64,6 +67,7 @@ class SockConn(Conn, asyncio.Protocol):
 
     __slots__ = (*CONN_SLOTS, "lost", "pauses", "transport", "writes")
     kind: ClassVar[str] = "sock"
+    direct_frame_key: ClassVar[str | None] = FRAME_KEY
 
     def __init__(self) -> None:
         self.init_conn()
@@ -83,10 +87,14 @@ class SockConn(Conn, asyncio.Protocol):
         assert self.transport is not None
         if self.lost.done():
             return  # the hub would have detached it: nothing to write to
-        frame = msg.frames.get(DIRECT_FRAME_KEY)
+        key = type(self).direct_frame_key or f"unkeyed-{id(self)}"
+        frame = msg.frames.get(key)
         if frame is None:  # as PushWebSocket.write: frame once, cache for the rest
-            frame = msg.frames[DIRECT_FRAME_KEY] = text_frame(msg.data)
+            frame = msg.frames[key] = self.frame(msg)
         self.transport.write(frame)
+
+    def frame(self, msg: Message) -> bytes:
+        return text_frame(msg.data)
 
     def pause_writing(self) -> None:
         self.pauses += 1
@@ -96,13 +104,33 @@ class SockConn(Conn, asyncio.Protocol):
             self.lost.set_result(exc)
 
 
+class PrefixConn(SockConn):
+    """Another transport's framing of the same message (as Socket.IO's ``42[...]``
+    is to ``/ws``), under its own key."""
+
+    __slots__ = ()
+    direct_frame_key: ClassVar[str | None] = "prefixed"
+
+    def frame(self, msg: Message) -> bytes:
+        return text_frame(b"42" + msg.data)
+
+
+class NoKeyConn(SockConn):
+    """A socket whose type names no frame key: never sent to directly."""
+
+    __slots__ = ()
+    direct_frame_key: ClassVar[str | None] = None
+
+
 def message(frame: bytes) -> Message:
     msg = Message(b"{}")
-    msg.frames[DIRECT_FRAME_KEY] = frame
+    msg.frames[FRAME_KEY] = frame
     return msg
 
 
-async def pair(sndbuf: int | None = None) -> tuple[SockConn, socket.socket]:
+async def pair(
+    sndbuf: int | None = None, kind: type[SockConn] = SockConn
+) -> tuple[SockConn, socket.socket]:
     """A SockConn on the server side of a loopback TCP connection, and its peer."""
     loop = asyncio.get_running_loop()
     with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -112,7 +140,7 @@ async def pair(sndbuf: int | None = None) -> tuple[SockConn, socket.socket]:
         server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sndbuf)
     peer.setblocking(False)
-    conn = SockConn()
+    conn = kind()
     await loop.connect_accepted_socket(lambda: conn, server_side)
     assert conn.wfd >= 0
     return conn, peer
@@ -377,3 +405,26 @@ def test_direct_sockets_mixed_with_other_transports_each_get_the_message_once(
             peer.close()
 
     run(loop, main)
+
+
+@pytest.mark.parametrize("name", IMPLS)
+def test_each_connection_type_gets_its_own_framing_sent_directly(name: str) -> None:
+    async def main() -> None:
+        kinds: list[type[SockConn]] = [SockConn, PrefixConn, NoKeyConn] * 3
+        pairs = [await pair(kind=kind) for kind in kinds]
+        msg = Message(b'{"type":"poke"}')
+        sent = impl(name)([conn for conn, _ in pairs], 1, 1, msg, refuse)
+
+        assert sent == len(pairs)
+        for conn, peer in pairs:
+            frame = conn.frame(msg)
+            assert await read(peer, len(frame)) == frame
+            assert nothing_more(peer)
+        writes = {kind: [c.writes for c, _ in pairs if type(c) is kind] for kind in kinds}
+        if name == "native":
+            # The first of each keyed type frames the message; the rest are sent.
+            assert writes == {SockConn: [1, 0, 0], PrefixConn: [1, 0, 0], NoKeyConn: [1, 1, 1]}
+        for _, peer in pairs:
+            peer.close()
+
+    run("uvloop", main)

@@ -6,7 +6,7 @@
  * TCP send is most of both. This loop keeps the kernel part and drops the
  * Python part (docs/PERFORMANCE.md, "Push fan-out").
  *
- * fanout(conns, project, version, msg, queue, frame_key) -> int
+ * fanout(conns, project, version, msg, queue) -> int
  *
  * For each conn in conns, the same decisions as fanout_python:
  *   if conn.versions[project] >= version: skip
@@ -14,9 +14,11 @@
  *   if conn.paused_since is not None: queue(conn, project, msg); continue
  *   write now (counted)
  * "Write now" is conn.write(msg), except for a connection with conn.wfd >= 0
- * (the transport's socket, set by websocket.py) once msg.frames[frame_key] is
- * bytes (conn.write caches it on first use): those are written in a second
- * pass, and the frame is send()-ed here when, at that moment, both hold:
+ * (the transport's socket, set by websocket.py and sio/endpoint.py) once
+ * msg.frames[type(conn).direct_frame_key] is bytes (conn.write caches it under
+ * that key on first use; /ws and Socket.IO frame the message differently, so
+ * each type names its own): those are written in a second pass, and the frame
+ * is send()-ed here when, at that moment, both hold:
  *   - conn.transport.is_closing() is false: the transport has not started to
  *     close, so its fd is still open and still this connection's (uvloop and
  *     asyncio close the fd only after is_closing() turns true; a closed fd
@@ -35,12 +37,13 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <string.h>
 #include <limits.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 static PyObject *s_versions, *s_paused_since, *s_wfd, *s_write, *s_frames, *s_transport,
-    *s_is_closing, *s_get_write_buffer_size;
+    *s_is_closing, *s_get_write_buffer_size, *s_direct_frame_key;
 
 /* 1: the frame went out (whole, or the rest handed to the transport);
  * 0: the transport cannot take a direct send now (closing, or buffering);
@@ -102,6 +105,7 @@ typedef struct {
     PyTypeObject *type;
     unsigned int tag;
     Py_ssize_t versions, paused_since, wfd, transport;
+    PyObject *key; /* the type's direct_frame_key (a new reference), or NULL */
 } Layout;
 
 static Py_ssize_t
@@ -123,12 +127,33 @@ slot_offset(PyTypeObject *type, PyObject *name)
     return offset;
 }
 
-static void
-layout_of(PyTypeObject *type, Layout *l)
+/* The frame key a type declares (a str), or NULL: no direct send for it. */
+static PyObject *
+frame_key_of(PyTypeObject *type)
 {
-    if (l->type == type && l->tag == type->tp_version_tag &&
-        (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG))
-        return;
+    PyObject *key = PyObject_GetAttr((PyObject *)type, s_direct_frame_key);
+    if (key == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (!PyUnicode_CheckExact(key)) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    return key;
+}
+
+static int
+layout_valid(const Layout *l, PyTypeObject *type)
+{
+    return l->type == type && l->tag == type->tp_version_tag &&
+           (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG);
+}
+
+static void
+layout_fill(PyTypeObject *type, Layout *l)
+{
+    Py_XSETREF(l->key, frame_key_of(type));
     l->versions = slot_offset(type, s_versions);
     l->paused_since = slot_offset(type, s_paused_since);
     l->wfd = slot_offset(type, s_wfd);
@@ -139,6 +164,34 @@ layout_of(PyTypeObject *type, Layout *l)
     } else {
         l->type = NULL; /* recomputed for every connection of this type */
     }
+}
+
+/* Layouts of the few connection types one project's watchers have (/ws,
+ * Socket.IO, SSE), so that a mix costs no lookup per connection. */
+#define MAX_TYPES 4
+
+typedef struct {
+    Layout l[MAX_TYPES];
+    int next; /* the entry to refill when a new type comes */
+} Layouts;
+
+static const Layout *
+layout_of(Layouts *ls, PyTypeObject *type)
+{
+    for (int i = 0; i < MAX_TYPES; i++)
+        if (layout_valid(&ls->l[i], type))
+            return &ls->l[i];
+    Layout *l = &ls->l[ls->next];
+    ls->next = (ls->next + 1) % MAX_TYPES;
+    layout_fill(type, l);
+    return l;
+}
+
+static void
+layouts_clear(Layouts *ls)
+{
+    for (int i = 0; i < MAX_TYPES; i++)
+        Py_CLEAR(ls->l[i].key);
 }
 
 /* The slot's value (borrowed), or NULL when unset or not a plain slot. */
@@ -190,17 +243,70 @@ prefetch(PyObject **conns, Py_ssize_t i, Py_ssize_t n, const Layout *l)
     }
 }
 
-/* A connection the first pass chose for a direct send, and its socket. */
+/* A connection the first pass chose for a direct send, its socket and frame. */
 typedef struct {
     PyObject *conn;      /* borrowed from the snapshot */
     PyObject *transport; /* a new reference, read while the conn was in cache */
+    PyObject *frame;     /* borrowed from the Frames cache */
     int fd;
 } Direct;
+
+/* The message's frames found so far, one per frame key (a poke reaches at most
+ * a few connection types): new references, released after the second pass. */
+#define MAX_KEYS 4
+
+typedef struct {
+    PyObject *frames; /* msg.frames, once read */
+    int count;
+    PyObject *key[MAX_KEYS];
+    PyObject *frame[MAX_KEYS];
+} Frames;
+
+/* The cached bytes under key (borrowed), NULL when not framed yet (or no room
+ * to remember it: that connection then goes through write()); -1 on error. */
+static int
+frame_for(Frames *f, PyObject *msg, PyObject *key, PyObject **out)
+{
+    *out = NULL;
+    for (int i = 0; i < f->count; i++) {
+        if (f->key[i] == key) {
+            *out = f->frame[i];
+            return 0;
+        }
+    }
+    if (f->count == MAX_KEYS)
+        return 0;
+    if (f->frames == NULL && (f->frames = PyObject_GetAttr(msg, s_frames)) == NULL)
+        return -1;
+    if (!PyDict_Check(f->frames))
+        return 0;
+    PyObject *frame = PyDict_GetItemWithError(f->frames, key);
+    if (frame == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyBytes_CheckExact(frame))
+        return 0;
+    f->key[f->count] = Py_NewRef(key);
+    f->frame[f->count] = Py_NewRef(frame);
+    f->count++;
+    *out = frame;
+    return 0;
+}
+
+static void
+frames_clear(Frames *f)
+{
+    for (int i = 0; i < f->count; i++) {
+        Py_DECREF(f->key[i]);
+        Py_DECREF(f->frame[i]);
+    }
+    f->count = 0;
+    Py_CLEAR(f->frames);
+}
 
 /* The second pass: each chosen connection gets the frame, by send() when its
  * transport allows it at that moment (direct_send), else through write(). */
 static int
-send_all(const Direct *direct, Py_ssize_t count, PyObject *frame, PyObject *msg)
+send_all(const Direct *direct, Py_ssize_t count, PyObject *msg)
 {
     for (Py_ssize_t i = 0; i < count; i++) {
         /* is_closing and get_write_buffer_size read fields anywhere in the
@@ -213,7 +319,7 @@ send_all(const Direct *direct, Py_ssize_t count, PyObject *frame, PyObject *msg)
             Py_ssize_t size = Py_TYPE(t)->tp_basicsize;
             prefetch_object(t, (int)((size < 1024 ? size : 1024) / 64 + 1));
         }
-        int done = direct_send(direct[i].transport, direct[i].fd, frame);
+        int done = direct_send(direct[i].transport, direct[i].fd, direct[i].frame);
         if (done < 0)
             return -1;
         if (done)
@@ -235,16 +341,15 @@ send_all(const Direct *direct, Py_ssize_t count, PyObject *frame, PyObject *msg)
 static PyObject *
 fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "fanout(conns, project, version, msg, queue, frame_key)");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "fanout(conns, project, version, msg, queue)");
         return NULL;
     }
-    PyObject *project = args[1], *version = args[2], *msg = args[3], *queue = args[4],
-             *frame_key = args[5];
-    PyObject *frames = NULL, *frame = NULL;
+    PyObject *project = args[1], *version = args[2], *msg = args[3], *queue = args[4];
+    Frames frames = {NULL, 0, {NULL}, {NULL}};
     Py_ssize_t sent = 0, count = 0;
-    Layout layout = {NULL, 0, -1, -1, -1, -1};
+    Layouts layouts;
+    memset(&layouts, 0, sizeof layouts);
     int failed = 0;
 
     /* A snapshot: the loop calls Python code (write, queue), which must not
@@ -262,10 +367,10 @@ fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *conn = conns[i]; /* owned by the snapshot */
-        layout_of(Py_TYPE(conn), &layout);
-        prefetch(conns, i, n, &layout);
+        const Layout *layout = layout_of(&layouts, Py_TYPE(conn));
+        prefetch(conns, i, n, layout);
 
-        PyObject *versions = get(conn, layout.versions, s_versions);
+        PyObject *versions = get(conn, layout->versions, s_versions);
         if (versions == NULL)
             goto error;
         PyObject *held;
@@ -298,7 +403,7 @@ fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (set_failed)
             goto error;
 
-        PyObject *paused = get(conn, layout.paused_since, s_paused_since);
+        PyObject *paused = get(conn, layout->paused_since, s_paused_since);
         if (paused == NULL)
             goto error;
         Py_DECREF(paused); /* only compared with None below */
@@ -311,7 +416,7 @@ fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         sent++;
 
-        PyObject *wfd = get(conn, layout.wfd, s_wfd);
+        PyObject *wfd = get(conn, layout->wfd, s_wfd);
         if (wfd == NULL)
             goto error;
         long fd = PyLong_AsLong(wfd);
@@ -320,21 +425,16 @@ fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto error;
         if (fd > INT_MAX)
             fd = -1;
-        if (fd >= 0 && frame == NULL) {
-            if (frames == NULL && (frames = PyObject_GetAttr(msg, s_frames)) == NULL)
-                goto error;
-            PyObject *f = PyDict_Check(frames) ? PyDict_GetItemWithError(frames, frame_key) : NULL;
-            if (f == NULL && PyErr_Occurred())
-                goto error;
-            if (f != NULL && PyBytes_CheckExact(f))
-                frame = Py_NewRef(f);
-        }
-        if (fd >= 0 && frame != NULL) {
-            PyObject *transport = get(conn, layout.transport, s_transport);
+        PyObject *frame = NULL;
+        if (fd >= 0 && layout->key != NULL && frame_for(&frames, msg, layout->key, &frame) < 0)
+            goto error;
+        if (frame != NULL) {
+            PyObject *transport = get(conn, layout->transport, s_transport);
             if (transport == NULL)
                 goto error;
             direct[count].conn = conn;
             direct[count].transport = transport;
+            direct[count].frame = frame;
             direct[count].fd = (int)fd;
             count++;
             continue;
@@ -354,7 +454,7 @@ second_pass:
     if (count > 0) {
         PyObject *exc_type, *exc_value, *exc_tb;
         PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-        if (send_all(direct, count, frame, msg) < 0) {
+        if (send_all(direct, count, msg) < 0) {
             if (failed) /* keep the first error */
                 PyErr_Clear();
             else
@@ -367,14 +467,14 @@ second_pass:
         Py_DECREF(direct[i].transport);
     PyMem_Free(direct);
     Py_DECREF(snapshot);
-    Py_XDECREF(frames);
-    Py_XDECREF(frame);
+    frames_clear(&frames);
+    layouts_clear(&layouts);
     return failed ? NULL : PyLong_FromSsize_t(sent);
 }
 
 static PyMethodDef methods[] = {
     {"fanout", (PyCFunction)(void (*)(void))fanout, METH_FASTCALL,
-     "fanout(conns, project, version, msg, queue, frame_key) -> int: the hub's fan-out "
+     "fanout(conns, project, version, msg, queue) -> int: the hub's fan-out "
      "loop (see tidings.push.fanout)."},
     {NULL, NULL, 0, NULL},
 };
@@ -401,6 +501,7 @@ PyInit__fanout(void)
     INTERN(s_transport, "transport");
     INTERN(s_is_closing, "is_closing");
     INTERN(s_get_write_buffer_size, "get_write_buffer_size");
+    INTERN(s_direct_frame_key, "direct_frame_key");
 #undef INTERN
     return PyModule_Create(&module);
 }

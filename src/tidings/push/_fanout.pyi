@@ -8,6 +8,5 @@ def fanout(
     version: int,
     msg: object,
     queue: Callable[..., object],
-    frame_key: object,
     /,
 ) -> int: ...

@@ -24,7 +24,7 @@ Queue = Callable[["Conn", int, "Message"], None]
 
 class Fanout(Protocol):
     def __call__(
-        self, conns: Iterable[Conn], project: int, version: int, msg: Message, queue: Queue
+        self, conns: Iterable[Conn], project: int, version: int, msg: Message, queue: Queue, /
     ) -> int: ...
 
 
@@ -37,8 +37,8 @@ def fanout_python(
 
     The native loop makes the same decisions, but writes to connections with a
     direct socket (``conn.wfd >= 0``) after deciding for all, and may
-    ``send()`` the frame cached under ``msg.frames[DIRECT_FRAME_KEY]`` itself;
-    see ``_fanout.c`` for when. Nothing here depends on the order in which
+    ``send()`` the frame cached under ``msg.frames[type(conn).direct_frame_key]``
+    itself; see ``_fanout.c`` for when. Nothing here depends on the order in which
     connections are written (each one's bytes stay in order).
     """
     sent = 0
@@ -55,11 +55,6 @@ def fanout_python(
     return sent
 
 
-#: The ``Message.frames`` key whose bytes the native loop may send directly:
-#: the WebSocket text frame of ``/ws`` (websocket.py caches it under this key).
-DIRECT_FRAME_KEY = "ws"
-
-
 def _native() -> Fanout | None:
     if os.environ.get("TIDINGS_PUSH_NATIVE_FANOUT", "1") == "0":
         return None
@@ -67,14 +62,8 @@ def _native() -> Fanout | None:
         from tidings.push import _fanout
     except ImportError:
         return None
-    native = _fanout.fanout
-
-    def fanout_native(
-        conns: Iterable[Conn], project: int, version: int, msg: Message, queue: Queue
-    ) -> int:
-        return native(conns, project, version, msg, queue, DIRECT_FRAME_KEY)
-
-    return fanout_native
+    native: Fanout = _fanout.fanout
+    return native
 
 
 #: The native loop, or None (no compiler at install time, or turned off).

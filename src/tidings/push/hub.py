@@ -137,6 +137,10 @@ class Conn:
 
     #: Transport name, for the connections-by-transport metric.
     kind: ClassVar[str] = "conn"
+    #: The ``Message.frames`` key under which ``write`` caches the exact bytes
+    #: it puts on the socket, for a type whose ``wfd`` may be set: the native
+    #: fan-out then sends those bytes itself (tidings.push.fanout).
+    direct_frame_key: ClassVar[str | None] = None
 
     user: int | None
     versions: dict[int, int]
@@ -150,7 +154,8 @@ class Conn:
     deadline: float | None
     attached: bool
     #: The socket's fd when the fan-out may ``send()`` this connection's frame
-    #: itself (``/ws`` on a plain TCP transport, set after attach), else -1.
+    #: itself (a plain TCP socket: ``/ws`` after attach, a Socket.IO session
+    #: while a WebSocket is its transport), else -1.
     wfd: int
 
     def init_conn(self) -> None:

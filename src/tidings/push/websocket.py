@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from tidings.protocol.errors import BadRequest, CloseCode, Forbidden, TidingsError, Unavailable
 from tidings.protocol.push import ClientType, parse_client_message
 from tidings.push.context import PushContext
-from tidings.push.fanout import DIRECT_FRAME_KEY
 from tidings.push.http import HttpConnection, Request
 from tidings.push.hub import CONN_SLOTS, Conn, Message
 from tidings.push.wsframe import (
@@ -161,7 +160,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.ctx.socket_closed()
 
 
-_FRAME_KEY = DIRECT_FRAME_KEY
+#: Key of the cached ``/ws`` text frame in Message.frames.
+_FRAME_KEY: Final = "ws"
 
 
 def direct_fd(transport: asyncio.Transport) -> int:
@@ -184,6 +184,7 @@ class PushWebSocket(WebSocketProtocol, Conn):
 
     __slots__ = WS_SLOTS + CONN_SLOTS
     kind: ClassVar[str] = "ws"
+    direct_frame_key: ClassVar[str | None] = _FRAME_KEY
 
     def __init__(self) -> None:
         self.init_conn()

@@ -27,7 +27,7 @@ from tidings.push.sio.engineio import (
 )
 from tidings.push.sio.session import Connected, Invalid, Refresh, SioSession, Subscribe
 from tidings.push.sio.socketio import encode_message
-from tidings.push.websocket import WS_SLOTS, WebSocketProtocol, upgrade
+from tidings.push.websocket import WS_SLOTS, WebSocketProtocol, direct_fd, upgrade
 from tidings.push.wsframe import text_frame
 
 # Keys of this transport's cached framings in Message.frames (shared by all sessions).
@@ -48,8 +48,9 @@ def config_for(ctx: PushContext) -> EngineConfig:
 class SioConnection(SioSession, Conn):
     """One Socket.IO client: the session and the hub's connection in one object."""
 
-    __slots__ = (*CONN_SLOTS, "_endpoint", "_poll", "_ws")
+    __slots__ = (*CONN_SLOTS, "_endpoint", "_poll", "_ws", "transport")
     kind: ClassVar[str] = "socketio"
+    direct_frame_key: ClassVar[str | None] = _FRAME_KEY
 
     def __init__(
         self, sid: str, config: EngineConfig, table: dict[str, Any], now: float, websocket: bool
@@ -61,6 +62,8 @@ class SioConnection(SioSession, Conn):
         self._poll: tuple[HttpConnection, Headers] | None = None
         #: The WebSocket: the session's transport, or the one probing an upgrade.
         self._ws: SioWebSocket | None = None
+        #: The WebSocket's socket while it is the session's transport (see wfd).
+        self.transport: asyncio.Transport | None = None
 
     @property
     def ctx(self) -> PushContext:
@@ -113,9 +116,19 @@ class SioConnection(SioSession, Conn):
                 ws.send_frame(text_frame(frame))
             if out.close_websocket:
                 self._ws = None
+                self.track_socket()
                 ws.close(CloseCode.NORMAL, "")
         for event in out.events:
             self._handle_event(event)
+
+    def track_socket(self) -> None:
+        """Let the native fan-out ``send()`` pokes itself while a WebSocket is the
+        transport: ``write`` then puts exactly the cached frame on that socket.
+        Called whenever ``_ws`` or ``websocket`` may have changed."""
+        ws = self._ws
+        transport = ws.transport if ws is not None and self.websocket else None
+        self.transport = transport
+        self.wfd = direct_fd(transport) if transport is not None else -1
 
     def hold(self, conn: HttpConnection, headers: Headers) -> None:
         self._poll = (conn, headers)
@@ -146,6 +159,7 @@ class SioConnection(SioSession, Conn):
             except TidingsError as exc:
                 self.close(exc.close_code, exc.detail)
                 return
+            self.track_socket()  # attach starts the hub's fields afresh, wfd included
             # As on /ws: a subscribe must follow within the handshake timeout.
             self._handshake_by = ctx.now() + ctx.settings.handshake_timeout
             self._reschedule()
@@ -182,6 +196,7 @@ class SioWebSocket(WebSocketProtocol):
     def on_open(self) -> None:
         session = self.session
         session._ws = self
+        session.track_socket()
         first, self._first = self._first, None
         for frame in first or ():
             self.send_frame(text_frame(frame))
@@ -191,6 +206,8 @@ class SioWebSocket(WebSocketProtocol):
         if session._ws is self:
             upgraded = session.websocket
             session.carry_out(session.receive_ws(payload, self.ctx.now()))
+            if not upgraded and session.websocket:
+                session.track_socket()
             if not upgraded and session.websocket and session.paused_since is not None:
                 self.ctx.hub.resumed(session)  # a poller paused in the hub: now on WebSocket
 
@@ -198,6 +215,7 @@ class SioWebSocket(WebSocketProtocol):
         session = self.session
         if session._ws is self:
             session._ws = None
+            session.track_socket()
             session.carry_out(session.ws_closed(self.ctx.now()))
 
     def on_pause(self) -> None:
@@ -282,6 +300,7 @@ class SocketIOEndpoint:
         # Refused at the handshake: undo what handle_websocket started.
         if session._ws is socket:
             session._ws = None
+            session.track_socket()
         if new:
             session.carry_out(session.end("handshake refused", now))
         else:
