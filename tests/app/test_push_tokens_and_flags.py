@@ -11,7 +11,7 @@ from tests.app.conftest import Stack, StackFactory
 from tests.app.test_api import make_project
 from tidings.protocol.errors import BadToken
 from tidings.protocol.tokens import KeyRing, verify_push_token
-from tidings.store.flags import PushFlags, push_on, rollout_bucket
+from tidings.store.flags import PushFlags, push_off_for_all, push_on, rollout_bucket
 
 
 async def test_push_token_names_only_the_users_projects(stack: Stack) -> None:
@@ -69,7 +69,7 @@ async def test_client_config(stack: Stack) -> None:
     }
     assert body["advice"] == {
         "push": True,
-        "interval": 60.0,
+        "interval": 300.0,
         "fallback_interval": 5.0,
         "jitter": 0.2,
     }
@@ -113,6 +113,17 @@ async def test_a_flag_change_in_one_app_process_reaches_another(
         await one.services.flags.set("push.enabled", False)
         await asyncio.sleep(0.35)
         assert (await http.get(url)).json()["advice"]["push"] is False
+
+
+def test_push_is_off_for_all_only_when_no_user_and_no_project_can_have_it() -> None:
+    assert push_off_for_all(PushFlags(enabled=False, projects={7: True}))
+    assert push_off_for_all(PushFlags(rollout_percent=0))
+    assert push_off_for_all(PushFlags(rollout_percent=0, projects={7: False}))
+    assert not push_off_for_all(PushFlags(rollout_percent=0, projects={7: True}))
+    assert not push_off_for_all(PushFlags(rollout_percent=1))
+    # Consistent with push_on: off for all means off for every user and project.
+    flags = PushFlags(rollout_percent=0, projects={7: False})
+    assert not any(push_on(flags, user, 7) or push_on(flags, user) for user in range(1, 500))
 
 
 def test_rollout_is_stable_and_roughly_proportional() -> None:

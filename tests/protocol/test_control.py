@@ -53,7 +53,13 @@ def test_link_heartbeat_and_push_stats_are_not_taken_for_each_other() -> None:
 def test_app_heartbeat_and_bye_round_trip_and_are_not_taken_for_others() -> None:
     beat = control.app_heartbeat("a1b2c3", 41)
     bye = control.app_bye("a1b2c3")
-    assert control.parse_app_heartbeat(beat) == ("a1b2c3", 41)
+    assert control.parse_app_heartbeat(beat) == ("a1b2c3", 41, False)
+    off = control.app_heartbeat("a1b2c3", 42, push_off=True)
+    assert control.parse_app_heartbeat(off) == ("a1b2c3", 42, True)
+    # "push" is optional and only "off" switches push off (another language's publisher).
+    for extra, push_off in ((b"", False), (b',"push":"on"', False), (b',"push":false', False)):
+        other = b'{"type":"app_heartbeat","app":"x","seq":1' + extra + b"}"
+        assert control.parse_app_heartbeat(other) == ("x", 1, push_off)
     assert control.parse_app_bye(bye) == "a1b2c3"
     assert control.parse_app_bye(beat) is None
     assert control.parse_app_heartbeat(bye) is None

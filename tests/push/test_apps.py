@@ -92,6 +92,24 @@ def test_the_watch_is_bounded_oldest_heard_dropped_first() -> None:
     assert "app0" not in watch and f"app{MAX_APPS + 4}" in watch
 
 
+def test_an_app_saying_push_is_off_switches_it_off_while_it_is_heard() -> None:
+    watch = AppWatch(deaf_after=3.0, forget_after=30.0)
+    watch.heard("a", 0.0)
+    watch.heard("b", 0.0, push_off=True)
+    assert watch.switched_off(1.0)  # one app is enough: each rereads flags on its own
+    watch.heard("b", 2.0)  # switched on again
+    assert not watch.switched_off(2.0)
+    watch.heard("b", 3.0, push_off=True)
+    assert watch.switched_off(6.0)
+    # An app no longer heard says nothing now (its silence degrades on its own).
+    assert not watch.switched_off(6.5)
+    watch.heard("b", 7.0, push_off=True)
+    watch.bye("b")
+    assert not watch.switched_off(7.0)
+    watch.heard("c", 8.0, push_off=True)
+    assert not watch.switched_off(40.0) and "c" not in watch  # forgotten
+
+
 def test_deaf_after_must_be_shorter_than_forget_after() -> None:
     with pytest.raises(ValueError):
         AppWatch(deaf_after=30.0, forget_after=3.0)
@@ -281,4 +299,58 @@ async def test_a_member_removed_while_the_app_is_cut_off_is_revoked_once_it_heal
                 )
         finally:
             await lifespan.__aexit__(None, None, None)
+        await server.close()
+
+
+async def test_the_kill_switch_reaches_connected_clients_through_the_app_heartbeat(
+    own_redis: str, sqlite_url: str
+) -> None:
+    """Push switched off: within seconds every push server says ``degraded``, so
+    its clients poll now (and the poll's advice tells them push is off) instead
+    of at their long interval; /readyz stays ready. Switched on: ``ok`` again."""
+    subscriber = RedisSubscriber(own_redis, ping_after=1.0, dead_after=2.0, backoff_max=0.5)
+    server = PushServer(FAST.with_(app_deaf_after=DEAF_AFTER), subscriber, KEYS)
+    settings = AppSettings(
+        database_url=sqlite_url,
+        redis_url=own_redis,
+        push_urls=PushUrls.from_base("http://push.test"),
+        flag_cache_ttl=1.0,
+    )
+    services = build_services(settings, hasher=CHEAP_HASHER)
+    app = create_app(settings, services=services)
+    lifespan = app.router.lifespan_context(app)
+    await server.start("127.0.0.1", 0)
+    await lifespan.__aenter__()
+    # Flag cache + one heartbeat + the judge's tick, with room for a busy machine.
+    bound = settings.flag_cache_ttl + 1.0 + 3.0
+    try:
+        await until(lambda: services.pokes.app_id in server.apps, "app heard")
+        await until(lambda: server.hub.state is ServerState.OK, "push ok")
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+            await ws.send(subscribe_msg({1: 0}))
+            assert (await recv_json(ws))["state"] == "ok"
+
+            async def state(wanted: str) -> float:
+                started = time.monotonic()
+                while (await next_of(lambda: recv_json(ws), "heartbeat"))["state"] != wanted:
+                    pass
+                return time.monotonic() - started
+
+            await services.flags.set("push.enabled", False)
+            took = await asyncio.wait_for(state("degraded"), bound)
+            assert "tidings_push_switched_off 1.0" in await metrics_text(server.port)
+            async with httpx.AsyncClient(timeout=5) as http:
+                ready = await http.get(f"http://127.0.0.1:{server.port}/readyz")
+            assert ready.status_code == 200
+            assert ready.json() == {"status": "degraded", "switched_off": True}
+
+            await services.flags.set("push.enabled", True)
+            back = await asyncio.wait_for(state("ok"), bound)
+            assert "tidings_push_switched_off 0.0" in await metrics_text(server.port)
+            # A rollout of 0% is push off for everyone too.
+            await services.flags.set("push.rollout_percent", 0)
+            await asyncio.wait_for(state("degraded"), bound)
+        print(f"\nswitched off: degraded after {took:.2f} s; switched on: ok after {back:.2f} s")
+    finally:
+        await lifespan.__aexit__(None, None, None)
         await server.close()

@@ -196,6 +196,27 @@ async def test_a_client_behind_the_version_key_is_poked_on_subscribe(cluster: Cl
             await asyncio.wait_for(ws.recv(), 0.3)
 
 
+async def test_the_audit_pokes_a_client_behind_a_key_that_rose_without_a_poke(
+    cluster: Cluster,
+) -> None:
+    audit = 0.5
+    server = await cluster.server(audit_interval=audit)
+    (p,) = cluster.ids(1)
+    await cluster.publisher.set_version(p, 3)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+        await ws.send(subscribe_msg({p: 3}))
+        assert (await recv_json(ws))["type"] == "subscribed"
+        await asyncio.sleep(0.2)  # the subscribe-time check read 3: nothing to send
+        # The version key rises and no poke is ever published (lost on its way to
+        # this server, or the publisher's): no failure anyone could see.
+        await cluster.publisher.set_version(p, 5)
+        started = time.monotonic()
+        poke = await next_of(lambda: recv_json(ws), "poke", audit + 2)
+        assert (poke["project"], poke["version"]) == (p, 5)
+        assert time.monotonic() - started < audit + 0.5
+        assert server.counters.audits >= 1 and server.counters.recovery_pokes == 1
+
+
 @pytest.mark.parametrize(
     ("make_token", "code"),
     [

@@ -7,11 +7,13 @@ import asyncio
 import time
 
 import orjson
+import pytest
 
 from tidings.protocol.channels import project_channel
 from tidings.protocol.errors import CloseCode
 from tidings.protocol.poke import Poke, encode_poke
 from tidings.protocol.push import ServerState
+from tidings.push.settings import from_env
 
 from .clients import RawWebSocket
 from .conftest import StartServer, token
@@ -144,3 +146,37 @@ async def test_clients_hear_degraded_at_once_when_link_heartbeats_stop(
     poke = await ws.message()
     assert (poke["type"], poke["version"]) == ("poke", 4)
     ws.close()
+
+
+async def test_the_audit_pokes_a_client_left_behind_its_key_and_can_be_turned_off(
+    start_server: StartServer,
+) -> None:
+    """A key that rose with no poke reaching the server (a message lost without any
+    failure being seen): the periodic audit finds it; with ``audit_interval=0`` only
+    the client's own poll would."""
+    audited = await start_server(audit_interval=0.3)
+    unaudited = await start_server(audit_interval=0)
+    clients = []
+    for server, _ in (audited, unaudited):
+        ws = await RawWebSocket.connect(server.port)
+        ws.send_json({"type": "subscribe", "token": token(), "projects": {"7": 3}})
+        assert (await ws.message())["type"] == "subscribed"
+        clients.append(ws)
+    await asyncio.sleep(0.1)  # the subscribe-time version check found no key
+    for _, broker in (audited, unaudited):
+        await broker.set_version(7, 5)
+    started = time.monotonic()
+    poke = await asyncio.wait_for(clients[0].message(), 3)
+    assert (poke["type"], poke["project"], poke["version"]) == ("poke", 7, 5)
+    assert time.monotonic() - started < 0.3 + 0.5
+    assert audited[0].counters.audits >= 1 and audited[0].counters.recovery_pokes == 1
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(clients[1].message(), 1.0)
+    assert unaudited[0].counters.audits == 0
+    for ws in clients:
+        ws.close()
+
+
+def test_the_audit_interval_comes_from_the_environment() -> None:
+    assert from_env({}).audit_interval == 30.0
+    assert from_env({"TIDINGS_PUSH_AUDIT_INTERVAL": "0"}).audit_interval == 0.0

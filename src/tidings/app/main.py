@@ -26,6 +26,7 @@ from tidings.app.ratelimit import LoginLimiter
 from tidings.app.routes import admin, ops, poll, projects, push, session, telemetry
 from tidings.app.services import Services
 from tidings.app.settings import AppSettings
+from tidings.app.sweeper import Sweeper
 from tidings.app.versions import MembershipCache, VersionCache
 from tidings.broker.base import Publisher, Subscriber
 from tidings.broker.memory import MemoryBroker
@@ -35,7 +36,7 @@ from tidings.store import migrate
 from tidings.store.accounts import Accounts
 from tidings.store.engine import create_engines
 from tidings.store.events import EventStore
-from tidings.store.flags import FlagCache, FlagStore
+from tidings.store.flags import FlagCache, FlagStore, push_off_for_all
 
 STATIC = Path(__file__).with_name("static")
 
@@ -68,6 +69,11 @@ def build_services(
         control = MemoryBroker().subscriber()
     versions = VersionCache(store, broker, metrics, shared=settings.redis_url is not None)
     flags = FlagStore(engines)
+    flag_cache = FlagCache(flags, ttl=settings.flag_cache_ttl)
+
+    async def push_switched_off() -> bool:
+        return push_off_for_all(await flag_cache.get())
+
     services = Services(
         settings=settings,
         engines=engines,
@@ -75,7 +81,7 @@ def build_services(
         accounts=accounts,
         auth=Authenticator(accounts, ttl=settings.auth_cache_ttl),
         flags=flags,
-        flag_cache=FlagCache(flags, ttl=settings.flag_cache_ttl),
+        flag_cache=flag_cache,
         versions=versions,
         members=MembershipCache(store, metrics),
         broker=broker,
@@ -85,7 +91,11 @@ def build_services(
             metrics,
             full_push=settings.full_push,
             token_lifetime=settings.push_token_ttl,
+            push_off=push_switched_off,
         ),
+        # On the same publisher as the pokes: the in-process broker in the demo
+        # (which a restart empties, so its first pass re-pokes the recent window).
+        sweeper=Sweeper(store, broker, metrics, interval=settings.sweep_interval),
         metrics=metrics,
         login_limiter=LoginLimiter(),
         fleet=PushFleet(control),
@@ -102,11 +112,13 @@ def create_app(settings: AppSettings, *, services: Services | None = None) -> Fa
         if settings.migrate:
             await migrate.upgrade(services.engines)
         services.pokes.start()
+        services.sweeper.start()
         services.fleet.start()
         try:
             yield
         finally:
             await services.fleet.close()
+            await services.sweeper.close()
             await services.pokes.close()
             await services.broker.close()
             await services.engines.dispose()

@@ -49,6 +49,24 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.sweeper_checked = Counter(
+            "tidings_sweeper_checked_total",
+            "Recently changed projects the sweeper compared with their version keys",
+            registry=r,
+        )
+        self.sweeper_healed = Counter(
+            "tidings_sweeper_healed_total",
+            "Pokes the sweeper published for versions ahead of their key (a poke lost "
+            "before the broker, e.g. an app process that died before publishing)",
+            registry=r,
+        )
+        self.sweeper_errors = Counter(
+            "tidings_sweeper_errors_total",
+            "Sweeper passes cut short by an error, by step (store, get_versions, heal); "
+            "the next pass retries",
+            ["op"],
+            registry=r,
+        )
         self.broker_errors = Counter(
             "tidings_broker_errors_total", "Broker errors on the app side", ["op"], registry=r
         )

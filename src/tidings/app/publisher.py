@@ -17,7 +17,10 @@ behind (or be dropped with) a backlog of pokes. Pokes that failed are kept (the
 latest per project) and published again, version key first, just before the
 first heartbeat that gets through, so a push server that re-checks its projects
 on hearing us again reads version keys that are already right. On shutdown an
-``app_bye`` tells push servers this silence is on purpose.
+``app_bye`` tells push servers this silence is on purpose. The heartbeat also
+carries the kill switch (``push: "off"``), so that push servers send their
+clients to the poll, and so to the poll's advice, within seconds rather than at
+the clients' long interval.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tidings.app.metrics import Metrics
@@ -58,8 +62,12 @@ class PokePublisher:
         *,
         full_push: bool = False,
         token_lifetime: float = DEFAULT_TTL_SECONDS,
+        push_off: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._publisher = publisher
+        #: Whether the kill switch has push off for everyone (read per heartbeat).
+        self._push_off = push_off
+        self._last_push_off = False
         self._versions = versions
         self._metrics = metrics
         self._full_push = full_push
@@ -185,7 +193,17 @@ class PokePublisher:
             log.info(
                 "pokes published again after failures app=%s count=%d", self.app_id, len(resend)
             )
-        await self._publisher.publish(CONTROL_CHANNEL, control.app_heartbeat(self.app_id, seq))
+        beat = control.app_heartbeat(self.app_id, seq, push_off=await self._switched_off())
+        await self._publisher.publish(CONTROL_CHANNEL, beat)
+
+    async def _switched_off(self) -> bool:
+        """The kill switch as last read: a failed flag read keeps the previous answer."""
+        if self._push_off is not None:
+            try:
+                self._last_push_off = await self._push_off()
+            except Exception as exc:
+                log.warning("app heartbeat: flags read failed app=%s error=%r", self.app_id, exc)
+        return self._last_push_off
 
     async def _revoke(self, committed: Committed, user: int) -> None:
         """Tell every push server at once, and keep it for those that start or

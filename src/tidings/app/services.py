@@ -13,6 +13,7 @@ from tidings.app.metrics import Metrics
 from tidings.app.publisher import PokePublisher
 from tidings.app.ratelimit import LoginLimiter
 from tidings.app.settings import AppSettings
+from tidings.app.sweeper import Sweeper
 from tidings.app.versions import MembershipCache, VersionCache
 from tidings.broker.base import Publisher
 from tidings.protocol.advice import Advice
@@ -38,6 +39,7 @@ class Services:
     members: MembershipCache
     broker: Publisher
     pokes: PokePublisher
+    sweeper: Sweeper
     metrics: Metrics
     login_limiter: LoginLimiter
     fleet: PushFleet

@@ -37,7 +37,7 @@ class AppSettings:
     push_token_ttl: float = DEFAULT_TTL_SECONDS
     push_urls: PushUrls = field(default_factory=PushUrls)
     #: Poll cadence advised to clients: while push is healthy / while it is not.
-    poll_interval_push: float = 60.0
+    poll_interval_push: float = 300.0
     poll_interval: float = 5.0
     poll_jitter: float = 0.2
     #: Carry the events inside pokes (full-push mode), within the poke size cap.
@@ -59,6 +59,10 @@ class AppSettings:
     fast_poll: bool = True
     #: Run database migrations at start-up.
     migrate: bool = True
+    #: Seconds between the sweeper's passes (app/sweeper.py): commits whose poke
+    #: never reached the broker (the process died first) are poked within this
+    #: plus 2 s. Each pass is one indexed query and one MGET; 0 turns it off.
+    sweep_interval: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> AppSettings:
@@ -87,6 +91,7 @@ class AppSettings:
             ("poll_interval", "TIDINGS_POLL_INTERVAL"),
             ("poll_jitter", "TIDINGS_POLL_JITTER"),
             ("push_token_ttl", "TIDINGS_PUSH_TOKEN_TTL"),
+            ("sweep_interval", "TIDINGS_SWEEP_INTERVAL"),
         ):
             if env.get(key):
                 values[name] = float(env[key])

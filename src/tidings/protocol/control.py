@@ -18,12 +18,15 @@ after committing a change that takes ``user``'s access to ``project`` away
 user's connections watching the project and refuses push tokens issued at or
 before ``at`` (plus leeway) for it (push/hub.py, docs/PROTOCOL.md 3.2).
 
-``{"type": "app_heartbeat", "app": "<id>", "seq": 12}``: each app process,
-every second, through the same broker connection as its pokes, so it fails
-exactly when pokes fail. A push server that stops hearing an app it heard
-recently cannot trust that it still hears that app's pokes: it reports
+``{"type": "app_heartbeat", "app": "<id>", "seq": 12, "push": "on"}``: each
+app process, every second, through the same broker connection as its pokes, so
+it fails exactly when pokes fail. A push server that stops hearing an app it
+heard recently cannot trust that it still hears that app's pokes: it reports
 ``degraded`` (clients poll at the short interval) until the app is heard again,
-says goodbye or is forgotten (push/apps.py).
+says goodbye or is forgotten (push/apps.py). ``push`` is ``"off"`` while the
+app's kill switch turns push off for everyone (optional; anything else means
+on): push servers then report ``degraded`` too, so connected clients poll at
+once and learn it from the poll's advice, instead of at their long interval.
 
 ``{"type": "app_bye", "app": "<id>"}``: the app process is shutting down on
 purpose; its silence from now on is not a fault.
@@ -63,8 +66,10 @@ def revoke(user: int, project: int, at: float) -> bytes:
     return orjson.dumps({"type": REVOKE, "user": user, "project": project, "at": at})
 
 
-def app_heartbeat(app: str, seq: int) -> bytes:
-    return orjson.dumps({"type": APP_HEARTBEAT, "app": app, "seq": seq})
+def app_heartbeat(app: str, seq: int, *, push_off: bool = False) -> bytes:
+    return orjson.dumps(
+        {"type": APP_HEARTBEAT, "app": app, "seq": seq, "push": "off" if push_off else "on"}
+    )
 
 
 def app_bye(app: str) -> bytes:
@@ -131,15 +136,16 @@ def _app_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and 0 < len(value) <= MAX_APP_ID_CHARS
 
 
-def parse_app_heartbeat(data: bytes) -> tuple[str, int] | None:
-    """``(app, seq)`` for an app heartbeat; ``None`` for anything else (never raises)."""
+def parse_app_heartbeat(data: bytes) -> tuple[str, int, bool] | None:
+    """``(app, seq, push_off)`` for an app heartbeat; ``None`` for anything else
+    (never raises)."""
     body = _load(data, APP_HEARTBEAT)
     if body is None:
         return None
     app, seq = body.get("app"), body.get("seq")
     if not _app_id(app) or type(seq) is not int or not 0 <= seq < 2**53:
         return None
-    return app, seq
+    return app, seq, body.get("push") == "off"
 
 
 def parse_app_bye(data: bytes) -> str | None:

@@ -8,6 +8,10 @@ connection that carries its pokes (protocol/control.py), and an app we heard
 recently that has gone quiet means pokes may be lost: the server reports
 ``degraded`` until it is heard again, says ``app_bye``, or is forgotten.
 
+The heartbeat also says whether the app's kill switch has push off: while a
+live app says so, the server reports ``degraded`` as well, which sends its
+clients to the poll (and so to the poll's advice) at once.
+
 Forgetting is what ends the degraded state after an app dies without a goodbye
 (kill -9, a lost host): ``forget_after`` is the longest a dead app keeps clients
 on the short poll interval. A partition longer than that looks the same as a
@@ -32,16 +36,26 @@ class AppWatch:
         self.forget_after = forget_after
         #: app id -> when it was last heard; insertion order is hearing order.
         self._heard: dict[str, float] = {}
+        #: Apps whose latest heartbeat said push is switched off.
+        self._off: set[str] = set()
 
-    def heard(self, app: str, now: float) -> None:
+    def heard(self, app: str, now: float, *, push_off: bool = False) -> None:
         self._heard.pop(app, None)
         self._heard[app] = now
+        if push_off:
+            self._off.add(app)
+        else:
+            self._off.discard(app)
         while len(self._heard) > MAX_APPS:
-            del self._heard[next(iter(self._heard))]
+            self._drop(next(iter(self._heard)))
+
+    def _drop(self, app: str) -> None:
+        self._heard.pop(app, None)
+        self._off.discard(app)
 
     def bye(self, app: str) -> None:
         """The app shut down on purpose: its silence is no longer a fault."""
-        self._heard.pop(app, None)
+        self._drop(app)
 
     def grace(self, now: float) -> None:
         """Our own link was down: what we did not hear meanwhile says nothing about
@@ -53,12 +67,19 @@ class AppWatch:
         for app, at in list(self._heard.items()):
             if now - at <= self.forget_after:
                 break  # hearing order: every later entry is younger
-            del self._heard[app]
+            self._drop(app)
 
     def silent(self, now: float) -> list[str]:
         """Recently heard apps that have been quiet longer than ``deaf_after``."""
         self._forget(now)
         return [app for app, at in self._heard.items() if now - at > self.deaf_after]
+
+    def switched_off(self, now: float) -> bool:
+        """Whether an app heard within ``deaf_after`` says push is switched off
+        (one is enough: each app rereads the flags on its own, a few seconds apart)."""
+        self._forget(now)
+        heard = self._heard
+        return any(now - heard[app] <= self.deaf_after for app in self._off)
 
     def __contains__(self, app: object) -> bool:
         return app in self._heard

@@ -20,6 +20,7 @@ class Counters:
     """Monotonic counts; incremented in place by the hub, the server and the link."""
 
     __slots__ = (
+        "audits",
         "broker_invalid",
         "broker_reconnects",
         "connections_refused",
@@ -39,6 +40,7 @@ class Counters:
     )
 
     def __init__(self) -> None:
+        self.audits = 0
         self.broker_invalid = 0
         self.broker_reconnects = 0
         self.connections_refused = 0
@@ -77,6 +79,8 @@ _HELP = {
     "broker_reconnects": "Broker subscription reconnect attempts",
     "connections_refused": "Connections refused (full, rate-limited, draining, bad origin)",
     "version_reads_failed": "Failed version-key reads (recovery skipped until the link is ok)",
+    "audits": "Audits run: every watched project compared with its version key "
+    "(watchers found behind are counted in recovery_pokes)",
 }
 
 
@@ -93,6 +97,7 @@ class Gauges:
     #: past ``app_deaf_after`` (any silent app makes the server ``degraded``).
     apps_heard: Callable[[], int]
     apps_silent: Callable[[], int]
+    switched_off: Callable[[], bool]
     extra: dict[str, Callable[[], float]] = field(default_factory=dict)
 
 
@@ -142,6 +147,11 @@ class PushCollector:
             "tidings_push_apps_silent",
             "App processes heard recently but silent past app_deaf_after (state degraded)",
             value=g.apps_silent(),
+        )
+        yield GaugeMetricFamily(
+            "tidings_push_switched_off",
+            "1 while an app's heartbeat says the kill switch has push off (state degraded)",
+            value=int(g.switched_off()),
         )
         for name, read in g.extra.items():
             yield GaugeMetricFamily(f"tidings_push_{name}", name, value=read())

@@ -3,7 +3,8 @@
 Composition only: it builds the hub and the context, routes requests, drives the
 hub's clock, watches the broker link with its own heartbeats and the apps'
 paths to the broker with theirs (push/apps.py), and carries out version
-reads. Protocol rules live in hub.py, wsframe.py and the transports.
+reads (on subscribe, after a recovery, and in the periodic audit). Protocol
+rules live in hub.py, wsframe.py and the transports.
 Embedding: ``await PushServer(settings, subscriber, keys).start(host, port)``
 (``tidings demo`` on the in-process broker, ``tidings push`` on Redis).
 """
@@ -81,6 +82,8 @@ class PushServer:
         self._apps = AppWatch(settings.app_deaf_after, settings.app_forget_after)
         #: The apps last reported silent (a change is logged once).
         self._silent: list[str] = []
+        #: Degraded only because an app says push is switched off (see /readyz).
+        self._policy_degraded = False
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -167,8 +170,14 @@ class PushServer:
             conn.respond_json(200, {"status": "ok"})
         elif path == "/readyz":
             state = self.hub.state
-            ready = state is ServerState.OK and self.context.accepting
-            conn.respond_json(200 if ready else 503, {"status": state.value})
+            # Switched off is a policy, not a fault: still ready, so that turning
+            # push back on needs no load balancer to notice anything.
+            fine = state is ServerState.OK or self._policy_degraded
+            ready = fine and self.context.accepting
+            body: dict[str, Any] = {"status": state.value}
+            if self._policy_degraded:
+                body["switched_off"] = True
+            conn.respond_json(200 if ready else 503, body)
         elif path == "/metrics":
             conn.respond(
                 200,
@@ -197,7 +206,8 @@ class PushServer:
         if channel == CONTROL_CHANNEL:
             app_beat = control.parse_app_heartbeat(data)
             if app_beat is not None:
-                self._apps.heard(app_beat[0], self.context.now())
+                app, _seq, push_off = app_beat
+                self._apps.heard(app, self.context.now(), push_off=push_off)
                 self._judge_link()
                 return
             bye = control.parse_app_bye(data)
@@ -242,10 +252,11 @@ class PushServer:
         self._judge_link()
 
     def _judge_link(self) -> None:
-        """Degraded while our link is down or deaf, or while an app we heard
-        recently is silent (its pokes may be lost on its way to the broker); on
-        recovery re-check every project, so pokes lost meanwhile are recovered
-        from the version keys."""
+        """Degraded while our link is down or deaf, while an app we heard
+        recently is silent (its pokes may be lost on its way to the broker), or
+        while an app says the kill switch has push off (clients then poll at once
+        and get the poll's advice); on recovery re-check every project, so pokes
+        lost meanwhile are recovered from the version keys."""
         hub, link = self.hub, self._link
         assert link is not None
         now = self.context.now()
@@ -253,7 +264,10 @@ class PushServer:
         if silent != self._silent:
             self._log_apps(silent)
         healthy = link.healthy(now)
-        target = ServerState.OK if healthy and not silent else ServerState.DEGRADED
+        switched_off = self._apps.switched_off(now)
+        ok = healthy and not silent and not switched_off
+        self._policy_degraded = healthy and not silent and switched_off
+        target = ServerState.OK if ok else ServerState.DEGRADED
         if hub.draining or hub.state is target:
             return
         hub.set_state(target, now)
@@ -265,6 +279,7 @@ class PushServer:
             heartbeat_age=link.age(now),
             link_ok=healthy,
             apps_silent=len(silent),
+            switched_off=switched_off,
         )
         if target is ServerState.OK:
             hub.recheck_all()
@@ -322,6 +337,17 @@ class PushServer:
                     continue
                 self.hub.on_versions(versions, self.context.wall())
 
+    def _audit(self, now: float) -> None:
+        """Compare every watched project with its version key (through the batched
+        reader), so a watcher left behind by a poke lost without a detected failure
+        is poked. Only while the link is healthy: otherwise the reads would fail,
+        and the link's recovery re-checks everything anyway."""
+        link = self._link
+        if link is None or not link.healthy(now) or self.hub.draining:
+            return
+        self.counters.audits += 1
+        self.hub.recheck_all()
+
     async def _publish_heartbeat(self, seq: int) -> None:
         try:
             async with asyncio.timeout(self.settings.broker_timeout):
@@ -359,13 +385,14 @@ class PushServer:
         task.add_done_callback(self._background.discard)
 
     async def _ticker(self) -> None:
-        """The hub's clock, the link heartbeat every ``link_heartbeat_interval`` and
-        the figures every ``stats_interval``."""
+        """The hub's clock, the link heartbeat every ``link_heartbeat_interval``,
+        the figures every ``stats_interval`` and the audit every ``audit_interval``."""
         loop = asyncio.get_running_loop()
         settings = self.settings
         link = self._link
         assert link is not None
         next_beat = next_stats = loop.time()
+        next_audit = next_beat + settings.audit_interval * (1.0 - random.random())
         while True:
             now = loop.time()
             if now >= next_beat:
@@ -374,6 +401,9 @@ class PushServer:
             if settings.stats_interval > 0 and now >= next_stats:
                 next_stats = now + settings.stats_interval
                 self._background_task(self._publish_stats())
+            if settings.audit_interval > 0 and now >= next_audit:
+                next_audit = now + settings.audit_interval
+                self._audit(now)
             self.hub.tick(now)
             self._judge_link()
             if self._drained is not None and len(self.hub) == 0:
@@ -399,6 +429,7 @@ class PushServer:
             subscribed_projects=lambda: self._hub.subscribed_projects() if self._hub else 0,
             apps_heard=lambda: self._apps.known(self.context.now()) if self._ctx else 0,
             apps_silent=lambda: len(self._apps.silent(self.context.now())) if self._ctx else 0,
+            switched_off=lambda: bool(self._ctx) and self._apps.switched_off(self.context.now()),
             extra={"open_sockets": lambda: float(self._ctx.sockets if self._ctx else 0)},
         )
 

@@ -109,6 +109,18 @@ class PushSettings:
     #: Projects per version read (one MGET).
     recheck_batch: int = 500
 
+    #: Seconds between audits: while the broker link is healthy, every watched
+    #: project's version key is read (``recheck_batch`` projects per MGET) and
+    #: watchers behind it are poked (``recovery_pokes``). The net under a poke lost
+    #: without any failure being detected (dropped between Redis and this server,
+    #: or never published after its key was set): such a client is poked within
+    #: this interval, not at its next long poll. A version this server already
+    #: knows is not re-sent (the key tells it nothing new). Costs
+    #: ``subscribed_projects / recheck_batch`` MGETs per interval (10,000 projects:
+    #: 20 MGETs). The first audit comes at a random point of the first interval,
+    #: so servers started together do not read in step. 0: off.
+    audit_interval: float = 30.0
+
     #: Forward the events of full-push pokes (off: clients always poll for them).
     forward_events: bool = True
 
@@ -150,6 +162,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> PushS
         "TIDINGS_PUSH_HANDSHAKE_TIMEOUT": ("handshake_timeout", float),
         "TIDINGS_PUSH_APP_DEAF_AFTER": ("app_deaf_after", float),
         "TIDINGS_PUSH_APP_FORGET_AFTER": ("app_forget_after", float),
+        "TIDINGS_PUSH_AUDIT_INTERVAL": ("audit_interval", float),
     }
     changes: dict[str, object] = {}
     for var, (name, kind) in numeric.items():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,6 +40,15 @@ class Committed:
     response: bytes
     #: True when this is a stored result replayed for a retried idempotency key.
     replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A project's current version and that version's commit time."""
+
+    project_id: int
+    version: int
+    ts: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,23 @@ class EventStore:
     async def role(self, project_id: int, user_id: int) -> c.Role | None:
         async with self._engines.reader.connect() as conn:
             return await _role(conn, project_id, user_id)
+
+    async def changed(self, after: tuple[float, int], upto: float, limit: int) -> list[Change]:
+        """Projects whose current version was committed after ``after`` (a
+        ``(ts, project id)`` position) and at or before ``upto``, in that order, at
+        most ``limit``: a range scan of ``ix_projects_updated_at``. A project
+        changed again moves past the position, so it is seen again."""
+        p = t.projects
+        stmt = (
+            select(p.c.id, p.c.version, p.c.updated_at)
+            .where(tuple_(p.c.updated_at, p.c.id) > tuple_(float(after[0]), int(after[1])))
+            .where(p.c.updated_at <= float(upto))
+            .order_by(p.c.updated_at, p.c.id)
+            .limit(limit)
+        )
+        async with self._engines.reader.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [Change(int(r.id), int(r.version), float(r.updated_at)) for r in rows]
 
     async def projects_of(self, user_id: int) -> list[tuple[int, str, str, int]]:
         """(project id, name, role, version) for every project the user belongs to."""
@@ -260,7 +286,12 @@ class EventStore:
         result = await conn.execute(
             update(t.projects)
             .where(and_(t.projects.c.id == project_id, t.projects.c.version == version - 1))
-            .values(version=version, name=state["name"], snapshot=orjson.dumps(state).decode())
+            .values(
+                version=version,
+                name=state["name"],
+                snapshot=orjson.dumps(state).decode(),
+                updated_at=now,
+            )
         )
         if result.rowcount != 1:  # pragma: no cover - the row lock makes this impossible
             raise Conflict("concurrent write", version=version - 1)

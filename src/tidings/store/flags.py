@@ -64,6 +64,14 @@ def push_on(flags: PushFlags, user_id: int, project_id: int | None = None) -> bo
     return rollout_bucket(user_id) < flags.rollout_percent
 
 
+def push_off_for_all(flags: PushFlags) -> bool:
+    """Whether push applies to no user and no project: the kill switch, or a
+    rollout of 0% with no project forced on."""
+    if not flags.enabled:
+        return True
+    return flags.rollout_percent == 0 and not any(flags.projects.values())
+
+
 class FlagStore:
     def __init__(self, engines: Engines, *, clock: Callable[[], float] = time.time) -> None:
         self._engines = engines

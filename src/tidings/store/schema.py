@@ -61,6 +61,11 @@ projects = Table(
     Column("pruned_through", BigInteger, nullable=False, default=0),
     Column("snapshot", Text, nullable=False),
     Column("created_at", Double, nullable=False),
+    # The commit time (``ts``) of the current version; NULL until the first change
+    # after migration 0002. Indexed with ``id`` so the app's sweeper (app/sweeper.py)
+    # walks recently changed projects in order without reading the rest.
+    Column("updated_at", Double, nullable=True),
+    Index("ix_projects_updated_at", "updated_at", "id"),
 )
 
 memberships = Table(
