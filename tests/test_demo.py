@@ -8,7 +8,10 @@ another user's push connection as a poke, and the poll then returns it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,7 +54,10 @@ def demo(
         command += ["--db", postgres, "--redis-url", redis]
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        # Its own process group: the push processes it starts go with it at the end.
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -62,8 +68,17 @@ def demo(
         proc.terminate()
         try:
             proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        finally:
+            # Whatever the demo left running (it stops its push processes itself
+            # on SIGTERM; this is for a demo that failed to).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        # 0: it stopped its push processes and exited (killed by the signal, it
+        # would have left them running).
+        assert proc.returncode == 0, (
+            f"the demo did not exit cleanly on SIGTERM: {proc.returncode}\n{log.read_text()}"
+        )
 
 
 async def sign_in(base: str, email: str) -> tuple[httpx.AsyncClient, dict[str, str]]:

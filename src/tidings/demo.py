@@ -77,10 +77,19 @@ async def demo(args: argparse.Namespace, url: str) -> None:
     app = create_app(settings, services=services)
     server = uvicorn.Server(uvicorn_config(app, args.host, args.port))
     print(banner(f"http://{public_host}:{args.port}", f"http://{public_host}:{push_port}"))
+    # After its graceful shutdown uvicorn raises the signal it caught again, to the
+    # handler it found; with the default one the process would die right there,
+    # before the push processes below are stopped (they would outlive the demo).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _already_handled)
     try:
         await server.serve()
     finally:
         await push.stop()
+
+
+def _already_handled(signum: int, frame: object) -> None:
+    """uvicorn has shut down for this signal; the demo finishes its own cleanup."""
 
 
 class PushSwitch:

@@ -11,7 +11,7 @@ from tidings.protocol.errors import BadToken, CloseCode, Forbidden, Unavailable
 from tidings.protocol.poke import Poke
 from tidings.protocol.push import ServerState
 from tidings.protocol.tokens import KeyRing, sign_push_token
-from tidings.push.hub import Hub
+from tidings.push.hub import HEARTBEAT_GROUPS, MIN_GROUP_CAP, Hub
 from tidings.push.settings import PushSettings
 
 from .fakes import FakeBroker, FakeConn
@@ -170,17 +170,37 @@ def test_a_connection_paused_past_the_limit_is_closed_as_slow_and_others_go_on()
 def test_heartbeats_every_interval_and_at_once_on_state_change() -> None:
     rig = Rig(heartbeat_interval=25.0)
     conn = rig.conn({7: 1})
-    rig.advance(24.0)
-    assert conn.of_type("heartbeat") == []
-    rig.advance(1.0)
+    rig.advance(25.0)
     assert conn.of_type("heartbeat") == [{"type": "heartbeat", "state": "ok"}]
-    rig.advance(3.0)
     rig.hub.set_state(ServerState.DEGRADED, rig.now)
     assert conn.of_type("heartbeat")[-1] == {"type": "heartbeat", "state": "degraded"}
     rig.hub.set_state(ServerState.DEGRADED, rig.now)
     assert len(conn.of_type("heartbeat")) == 2
     rig.advance(25.0)
-    assert len(conn.of_type("heartbeat")) == 3
+    assert conn.of_type("heartbeat")[2:] == [{"type": "heartbeat", "state": "degraded"}]
+
+
+def test_heartbeats_are_spread_over_the_interval_one_per_connection_each_round() -> None:
+    """A round to every connection at one instant would hold up pokes behind it."""
+    rig = Rig(heartbeat_interval=10.0)
+    conns = [rig.conn({7: 1}) for _ in range(1000)]
+    most = 0
+    for _ in range(3 * 40):  # three intervals in steps of 0.25 s
+        before = sum(len(c.of_type("heartbeat")) for c in conns)
+        rig.advance(0.25)
+        most = max(most, sum(len(c.of_type("heartbeat")) for c in conns) - before)
+    assert sorted({len(c.of_type("heartbeat")) for c in conns}) == [3]
+    # 1,000 connections that came at once fill groups of MIN_GROUP_CAP (64), 0.2 s
+    # apart: at most two groups per 0.25 s step, against 1,000 in one go before.
+    assert most <= 2 * MIN_GROUP_CAP
+    # Gone connections leave their group; a stall of many intervals sends one round.
+    for conn in conns[:500]:
+        rig.hub.detach(conn)
+    rig.now += 100.0
+    rig.hub.tick(rig.now)
+    assert sorted({len(c.of_type("heartbeat")) for c in conns[500:]}) == [4]
+    rig.advance(10.0)
+    assert sorted({len(c.of_type("heartbeat")) for c in conns[500:]}) == [5]
 
 
 def test_token_warning_before_expiry_then_4401_once_expired() -> None:
@@ -453,16 +473,19 @@ def test_the_revocation_set_is_bounded_and_forgets_the_oldest_first() -> None:
     assert revocations.revokes(5, 7, WALL, WALL)
 
 
-def test_the_first_heartbeat_comes_at_the_given_share_of_the_interval() -> None:
-    # Servers started together pick different phases, so they do not all write
-    # a heartbeat to every connection at the same moment.
+def test_a_first_heartbeat_comes_about_an_interval_after_connecting_at_the_phase() -> None:
+    # Servers started together pick different phases, so they do not write
+    # their heartbeat groups at the same moments.
     settings = PushSettings(heartbeat_interval=10.0)
+    slot = 10.0 / HEARTBEAT_GROUPS
     hub = Hub(settings, KEYS, FakeBroker(), now=100.0, heartbeat_phase=0.25)
-    hub.tick(102.4)
-    assert hub.counters.heartbeats_sent == 0
-    hub.tick(102.5)
-    assert hub.counters.heartbeats_sent == 1
-    hub.tick(112.4)
-    assert hub.counters.heartbeats_sent == 1
-    hub.tick(112.5)
-    assert hub.counters.heartbeats_sent == 2
+    conn = FakeConn()
+    hub.attach(conn, 100.0)  # joins the group served last: the one due in ~10 s
+    hub.tick(100.0 + 49.24 * slot)
+    assert conn.of_type("heartbeat") == []
+    hub.tick(100.0 + 49.26 * slot)
+    assert len(conn.of_type("heartbeat")) == 1
+    hub.tick(110.0 + 49.24 * slot)
+    assert len(conn.of_type("heartbeat")) == 1
+    hub.tick(110.0 + 49.26 * slot)
+    assert len(conn.of_type("heartbeat")) == 2

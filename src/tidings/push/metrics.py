@@ -74,7 +74,7 @@ _HELP = {
     "revoked_subscriptions": "Projects a connection lost or was refused by a revocation",
     "slow_closes": "Connections closed with 4408 SLOW_CONSUMER",
     "token_expiries": "Connections closed with 4401 because their token expired",
-    "heartbeats_sent": "Heartbeat broadcasts (one per interval or state change)",
+    "heartbeats_sent": "Heartbeat rounds (one per interval, spread over it) and state changes",
     "broker_invalid": "Broker messages rejected as malformed",
     "broker_reconnects": "Broker subscription reconnect attempts",
     "connections_refused": "Connections refused (full, rate-limited, draining, bad origin)",
