@@ -143,7 +143,9 @@ def run_mode(
                 "idle_projects": idle,
                 "controller": {"poke_delay": args.poke_delay},
                 "seed": 11 + start,
-                "start_over": start_over * min(CLIENTS_PER_CROWD, n_clients - start) / n_clients,
+                # Every crowd spreads its clients over the whole start_over: the
+                # clients' poll phases end up spread as a live population's are.
+                "start_over": start_over,
             }
             crowd = Crowd(spec, 1, work)
             crowds.append(crowd)
@@ -411,11 +413,13 @@ def main() -> int:
     parser.add_argument("--projects", type=int, default=200)
     parser.add_argument("--edits-per-s", type=float, default=5.0)
     parser.add_argument("--poll-interval", type=float, default=5.0, help="short interval, s")
-    parser.add_argument("--poll-interval-push", type=float, default=60.0, help="long interval, s")
+    parser.add_argument("--poll-interval-push", type=float, default=300.0, help="long interval, s")
     parser.add_argument("--jitter", type=float, default=0.2)
     parser.add_argument("--duration", type=float, default=180.0, help="measured seconds per mode")
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring")
-    parser.add_argument("--start-over", type=float, default=None, help="spread client starts")
+    parser.add_argument(
+        "--start-over", type=float, default=None, help="seconds over which all clients start"
+    )
     parser.add_argument("--idle-fraction", type=float, default=0.1)
     parser.add_argument(
         "--poke-delay", type=float, default=0.1, help="client poke jitter, s (documented: 0.1)"
