@@ -127,6 +127,10 @@ def run_mode(
         n_clients = args.poll_clients if mode == "poll" and args.poll_clients else args.clients
         start_over = args.start_over * n_clients / args.clients
         plan = [[projects[n % len(projects)], None] for n in range(n_clients)]
+        # Shuffled: which crowd a client is in, and when it starts, must not depend on
+        # its project (otherwise the idle projects' clients would all start last, and
+        # their long polls fall outside the measured window).
+        random.Random(7).shuffle(plan)
         crowds: list[Crowd] = []
         sources = source_addresses(n_clients)
         for start in range(0, n_clients, CLIENTS_PER_CROWD):

@@ -40,6 +40,7 @@ from tidings.protocol.channels import CONTROL_CHANNEL, project_channel
 from tidings.protocol.poke import Poke, encode_poke
 from tidings.protocol.tokens import DEFAULT_TTL_SECONDS, LEEWAY_SECONDS
 from tidings.store.events import Committed
+from tidings.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ MAX_PENDING = 10_000
 
 #: One publish may take this long before it is abandoned (seconds).
 PUBLISH_TIMEOUT = 2.0
+
+#: Longest wait for the worker and the heartbeat to end after cancel (seconds).
+STOP_TIMEOUT = 5.0
 
 #: Seconds between app heartbeats (push servers call an app silent after 3 s).
 HEARTBEAT_INTERVAL = 1.0
@@ -97,11 +101,7 @@ class PokePublisher:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), PUBLISH_TIMEOUT)
-        for task in (self._heartbeat, self._worker):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_tasks((self._heartbeat, self._worker), STOP_TIMEOUT)
         self._worker = self._heartbeat = None
         try:
             await asyncio.wait_for(

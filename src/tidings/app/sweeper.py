@@ -13,7 +13,6 @@ is right but whose poke a push server missed is their audit's job (push/server.p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -24,6 +23,7 @@ from tidings.broker.base import Publisher
 from tidings.protocol.channels import project_channel
 from tidings.protocol.poke import Poke, encode_poke
 from tidings.store.events import Change, EventStore
+from tidings.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,7 @@ class Sweeper:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks((task,), self._timeout)
 
     async def _run(self) -> None:
         # The first pass at a random point of the first interval: app processes

@@ -23,6 +23,7 @@ from redis.backoff import NoBackoff
 
 from tidings.broker.base import LinkHandler, MessageHandler, Subscriber
 from tidings.broker.redis_publisher import RedisPublisher, connect
+from tidings.tasks import stop_tasks
 
 log = logging.getLogger("tidings.broker.redis")
 
@@ -103,11 +104,7 @@ class RedisSubscriber(Subscriber):
 
     async def close(self) -> None:
         self._closed = True
-        for task in (self._sync_task, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await stop_tasks((self._sync_task, self._task), self._command_timeout)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(self._command_timeout):
                 await self._commands.close()

@@ -41,6 +41,7 @@ from tidings.push.hub import Hub
 from tidings.push.link import LinkMonitor
 from tidings.push.logs import emit
 from tidings.push.settings import PushSettings
+from tidings.tasks import stop_tasks
 
 log = logging.getLogger("tidings.push")
 
@@ -462,11 +463,7 @@ class PushServer:
             return
         self._closed = True
         self._stop_accepting()
-        for task in self._tasks + list(self._background):
-            task.cancel()
-        for task in self._tasks + list(self._background):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(self._tasks + list(self._background), self.settings.close_timeout)
         if self._hub is not None:
             self._hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
         if self._ctx is not None:
