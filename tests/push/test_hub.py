@@ -180,6 +180,16 @@ def test_heartbeats_every_interval_and_at_once_on_state_change() -> None:
     assert conn.of_type("heartbeat")[2:] == [{"type": "heartbeat", "state": "degraded"}]
 
 
+def test_heartbeats_after_a_drain_began_say_draining() -> None:
+    rig = Rig(heartbeat_interval=10.0)
+    conn = rig.conn({7: 1})
+    rig.advance(10.0)
+    assert conn.of_type("heartbeat") == [{"type": "heartbeat", "state": "ok"}]
+    rig.hub.drain(rig.now, window=60.0, rand=lambda: 1.0)
+    rig.advance(10.0)
+    assert conn.of_type("heartbeat")[1:] == [{"type": "heartbeat", "state": "draining"}]
+
+
 def test_heartbeats_are_spread_over_the_interval_one_per_connection_each_round() -> None:
     """A round to every connection at one instant would hold up pokes behind it."""
     rig = Rig(heartbeat_interval=10.0)

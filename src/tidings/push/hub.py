@@ -244,8 +244,8 @@ class Hub:
         self._beat_next_group = 0
         self._beat_slot = settings.heartbeat_interval / HEARTBEAT_GROUPS
         self._next_heartbeat = now + heartbeat_phase * self._beat_slot
-        #: The heartbeat message for the current state, framed once for all groups.
-        self._beat_msg: Message | None = None
+        #: The heartbeat message of the state it says, framed once for all groups.
+        self._beat_msg: tuple[ServerState, Message] | None = None
         self.connections: dict[str, int] = {}
         self.revocations = Revocations(settings.max_token_lifetime)
 
@@ -264,17 +264,17 @@ class Hub:
         if self._state is ServerState.DRAINING or state is self._state:
             return
         self._state = state
-        self._beat_msg = None
         self.counters.heartbeats_sent += 1
         msg = self._beat()
         for conn in self._conns:
             self._send(conn, STATE_KEY, msg)
 
     def _beat(self) -> Message:
-        msg = self._beat_msg
-        if msg is None:
-            msg = self._beat_msg = Message(push.heartbeat(self._state))
-        return msg
+        """The heartbeat saying the current state (drain changes it too)."""
+        cached = self._beat_msg
+        if cached is None or cached[0] is not self._state:
+            cached = self._beat_msg = (self._state, Message(push.heartbeat(self._state)))
+        return cached[1]
 
     def subscribed_projects(self) -> int:
         return len(self._subs)
