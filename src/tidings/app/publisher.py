@@ -72,6 +72,7 @@ class PokePublisher:
         #: Whether the kill switch has push off for everyone (read per heartbeat).
         self._push_off = push_off
         self._last_push_off = False
+        self._flags_read: asyncio.Task[None] | None = None
         self._versions = versions
         self._metrics = metrics
         self._full_push = full_push
@@ -101,7 +102,7 @@ class PokePublisher:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), PUBLISH_TIMEOUT)
-        await stop_tasks((self._heartbeat, self._worker), STOP_TIMEOUT)
+        await stop_tasks((self._heartbeat, self._worker, self._flags_read), STOP_TIMEOUT)
         self._worker = self._heartbeat = None
         try:
             await asyncio.wait_for(
@@ -193,17 +194,24 @@ class PokePublisher:
             log.info(
                 "pokes published again after failures app=%s count=%d", self.app_id, len(resend)
             )
-        beat = control.app_heartbeat(self.app_id, seq, push_off=await self._switched_off())
+        beat = control.app_heartbeat(self.app_id, seq, push_off=self._switched_off())
         await self._publisher.publish(CONTROL_CHANNEL, beat)
 
-    async def _switched_off(self) -> bool:
-        """The kill switch as last read: a failed flag read keeps the previous answer."""
-        if self._push_off is not None:
-            try:
-                self._last_push_off = await self._push_off()
-            except Exception as exc:
-                log.warning("app heartbeat: flags read failed app=%s error=%r", self.app_id, exc)
+    def _switched_off(self) -> bool:
+        """The kill switch as last read, and a new read started beside the heartbeat:
+        the heartbeat measures the path to the broker and must not wait on the
+        database (a slow read would make push servers call this app silent)."""
+        if self._push_off is not None and (self._flags_read is None or self._flags_read.done()):
+            self._flags_read = asyncio.create_task(self._read_flags(self._push_off))
         return self._last_push_off
+
+    async def _read_flags(self, push_off: Callable[[], Awaitable[bool]]) -> None:
+        """A failed or slow read keeps the previous answer."""
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                self._last_push_off = await push_off()
+        except Exception as exc:
+            log.warning("app heartbeat: flags read failed app=%s error=%r", self.app_id, exc)
 
     async def _revoke(self, committed: Committed, user: int) -> None:
         """Tell every push server at once, and keep it for those that start or
