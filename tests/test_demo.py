@@ -62,7 +62,12 @@ def demo(
     try:
         deadline = time.monotonic() + 90
         wait_http_ok(f"{base}/healthz", proc, deadline, log.read_text)
-        wait_http_ok(f"http://127.0.0.1:{push_port}/readyz", proc, deadline, log.read_text)
+        if request.param == "embedded":
+            wait_http_ok(f"http://127.0.0.1:{push_port}/readyz", proc, deadline, log.read_text)
+        else:
+            # The app serves only once every push process is ready: whichever one
+            # a connection reaches (they share the port) answers ready.
+            assert push_processes_ready(push_port) == 2, log.read_text()
         yield base, f"ws://127.0.0.1:{push_port}/ws", proc
     finally:
         proc.terminate()
@@ -79,6 +84,17 @@ def demo(
         assert proc.returncode == 0, (
             f"the demo did not exit cleanly on SIGTERM: {proc.returncode}\n{log.read_text()}"
         )
+
+
+def push_processes_ready(port: int, tries: int = 40) -> int:
+    """Distinct push processes seen answering ready, each try on a new connection;
+    fails on the first that is not ready."""
+    seen: set[str] = set()
+    for _ in range(tries):
+        r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert r.status_code == 200 and r.json()["status"] == "ok", r.text
+        seen.add(r.json()["server"])
+    return len(seen)
 
 
 async def sign_in(base: str, email: str) -> tuple[httpx.AsyncClient, dict[str, str]]:

@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+import httpx
 import uvicorn
 
 from tidings.app.main import build_services, create_app
@@ -124,6 +125,8 @@ class PushProcesses:
 
     #: Seconds a push process gets to drain before it is killed.
     STOP_TIMEOUT = 10.0
+    #: Seconds the processes get to become ready before the demo goes on without them.
+    READY_TIMEOUT = 30.0
 
     def __init__(self, redis_url: str, keys: KeyRing, host: str, port: int, count: int) -> None:
         self._env = {**os.environ, "REDIS_URL": redis_url, "TIDINGS_PUSH_KEYS": keys.spec()}
@@ -141,6 +144,7 @@ class PushProcesses:
             "3",
         ]
         self._count = count
+        self._ready_url = f"http://{_local(host)}:{port}/readyz"
         self._processes: list[asyncio.subprocess.Process] = []
 
     async def start(self) -> None:
@@ -150,6 +154,33 @@ class PushProcesses:
                     await asyncio.create_subprocess_exec(*self._command, env=self._env)
                 )
             log.info("started %d push processes", self._count)
+            await self._until_ready()
+
+    async def _until_ready(self) -> None:
+        """Until every process has answered ready: they share one port, so a
+        client's first connection may reach any of them, and one still joining
+        its broker would greet it as ``degraded``."""
+        ready: set[str] = set()
+        try:
+            async with asyncio.timeout(self.READY_TIMEOUT):
+                while len(ready) < self._count:
+                    # A new connection each time: the kernel picks a process per connection.
+                    async with httpx.AsyncClient(timeout=2) as http:
+                        with contextlib.suppress(httpx.HTTPError, ValueError):
+                            r = await http.get(self._ready_url)
+                            if r.status_code == 200:
+                                ready.add(r.json()["server"])
+                    if len(ready) < self._count:
+                        await asyncio.sleep(0.05)
+        except TimeoutError:
+            log.warning(
+                "%d of %d push processes ready after %.0f s; going on",
+                len(ready),
+                self._count,
+                self.READY_TIMEOUT,
+            )
+            return
+        log.info("push processes ready")
 
     async def stop(self) -> None:
         processes, self._processes = self._processes, []
@@ -164,6 +195,11 @@ class PushProcesses:
                 await process.wait()
         if processes:
             log.info("push processes stopped")
+
+
+def _local(host: str) -> str:
+    """Where this machine reaches a server listening on ``host``."""
+    return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
 
 
 def banner(app_url: str, push_url: str) -> str:

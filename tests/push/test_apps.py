@@ -342,7 +342,11 @@ async def test_the_kill_switch_reaches_connected_clients_through_the_app_heartbe
             async with httpx.AsyncClient(timeout=5) as http:
                 ready = await http.get(f"http://127.0.0.1:{server.port}/readyz")
             assert ready.status_code == 200
-            assert ready.json() == {"status": "degraded", "switched_off": True}
+            assert ready.json() == {
+                "status": "degraded",
+                "server": server.server_id,
+                "switched_off": True,
+            }
 
             await services.flags.set("push.enabled", True)
             back = await asyncio.wait_for(state("ok"), bound)

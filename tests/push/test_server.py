@@ -40,7 +40,7 @@ async def test_health_readiness_and_unknown_routes(start_server: StartServer) ->
     server, _ = await start_server()
     assert (await request(server.port, get("/healthz")))[0] == 200
     status, _, body = await request(server.port, get("/readyz"))
-    assert (status, orjson.loads(body)) == (200, {"status": "ok"})
+    assert (status, orjson.loads(body)) == (200, {"status": "ok", "server": server.server_id})
     status, _, body = await request(server.port, get("/nowhere"))
     assert status == 404 and orjson.loads(body)["error"] == "not_found"
 

@@ -175,7 +175,9 @@ class PushServer:
             # push back on needs no load balancer to notice anything.
             fine = state is ServerState.OK or self._policy_degraded
             ready = fine and self.context.accepting
-            body: dict[str, Any] = {"status": state.value}
+            # The server's id: behind one address (SO_REUSEPORT, a balancer) it
+            # tells which process answered.
+            body: dict[str, Any] = {"status": state.value, "server": self.server_id}
             if self._policy_degraded:
                 body["switched_off"] = True
             conn.respond_json(200 if ready else 503, body)
