@@ -18,7 +18,8 @@
  * msg.frames[type(conn).direct_frame_key] is bytes (conn.write caches it under
  * that key on first use; /ws and Socket.IO frame the message differently, so
  * each type names its own): those are written in a second pass, and the frame
- * is send()-ed here when, at that moment, both hold:
+ * is send()-ed here when, with no Python code run between the check and the
+ * send(), both hold:
  *   - conn.transport.is_closing() is false: the transport has not started to
  *     close, so its fd is still open and still this connection's (uvloop and
  *     asyncio close the fd only after is_closing() turns true; a closed fd
@@ -28,7 +29,8 @@
  * A partial send hands the rest to transport.write; EAGAIN or any error hands
  * the whole frame to transport.write, whose own write path then buffers it
  * (pause_writing, 4408 on a slow consumer) or reports the error
- * (connection_lost), as if the loop had called it in the first place.
+ * (connection_lost), as if the loop had called it in the first place. All the
+ * sends of a poke go out back to back, as a C server's would (send_all).
  * Otherwise, conn.write(msg) as usual.
  */
 #define PY_SSIZE_T_CLEAN
@@ -45,11 +47,10 @@
 static PyObject *s_versions, *s_paused_since, *s_wfd, *s_write, *s_frames, *s_transport,
     *s_is_closing, *s_get_write_buffer_size, *s_direct_frame_key;
 
-/* 1: the frame went out (whole, or the rest handed to the transport);
- * 0: the transport cannot take a direct send now (closing, or buffering);
- * -1: a Python exception is set. */
+/* 1: the transport can take a direct send now; 0: it cannot (closing, or
+ * buffering); -1: a Python exception is set. */
 static int
-direct_send(PyObject *transport, int fd, PyObject *frame)
+sendable(PyObject *transport)
 {
     if (transport == Py_None)
         return 0;
@@ -67,33 +68,7 @@ direct_send(PyObject *transport, int fd, PyObject *frame)
     Py_DECREF(r);
     if (buffered == -1 && PyErr_Occurred())
         return -1;
-    if (buffered != 0)
-        return 0;
-
-    const char *data = PyBytes_AS_STRING(frame);
-    Py_ssize_t size = PyBytes_GET_SIZE(frame);
-    ssize_t n;
-    do {
-        n = send(fd, data, (size_t)size, MSG_DONTWAIT | MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n == size)
-        return 1;
-    PyObject *rest;
-    if (n > 0) {
-        rest = PyBytes_FromStringAndSize(data + n, size - n);
-        if (rest == NULL)
-            return -1;
-    } else {
-        /* EAGAIN: the transport buffers it; another error: the transport meets
-         * it again on its own write and closes through connection_lost. */
-        rest = Py_NewRef(frame);
-    }
-    r = PyObject_CallMethodOneArg(transport, s_write, rest);
-    Py_DECREF(rest);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 1;
+    return buffered == 0;
 }
 
 /* Where a connection type keeps its slots, so the loop reads them as
@@ -249,7 +224,11 @@ typedef struct {
     PyObject *transport; /* a new reference, read while the conn was in cache */
     PyObject *frame;     /* borrowed from the Frames cache */
     int fd;
+    Py_ssize_t sent; /* set by send_all: bytes sent, or one of the codes below */
 } Direct;
+
+#define NOT_SENDABLE (-2) /* the transport could not take a direct send: write() */
+#define SEND_FAILED (-1)  /* EAGAIN or an error: the whole frame to transport.write */
 
 /* The message's frames found so far, one per frame key (a poke reaches at most
  * a few connection types): new references, released after the second pass. */
@@ -303,11 +282,34 @@ frames_clear(Frames *f)
     Py_CLEAR(f->frames);
 }
 
-/* The second pass: each chosen connection gets the frame, by send() when its
- * transport allows it at that moment (direct_send), else through write(). */
-static int
-send_all(const Direct *direct, Py_ssize_t count, PyObject *msg)
+/* Keep the first Python error and go on: every chosen connection (its version
+ * already raised) still gets its frame. */
+typedef struct {
+    PyObject *type, *value, *tb;
+} Error;
+
+static void
+keep_first_error(Error *e)
 {
+    if (e->type == NULL)
+        PyErr_Fetch(&e->type, &e->value, &e->tb);
+    else
+        PyErr_Clear();
+}
+
+/* The second pass, in three steps. Step 1 asks each transport whether it can
+ * take a direct send (sendable). Step 2 sends, back to back: no Python code runs
+ * between the two steps, so what step 1 found still holds at each send(), and
+ * with no time spent between sends the receivers are woken less often (a
+ * sender that pauses between sends finds them asleep; docs/PERFORMANCE.md).
+ * Step 3 hands on what step 2 left, in order: the rest of a partial send, or the
+ * whole frame after EAGAIN or an error, to transport.write, whose own write path
+ * then buffers it (pause_writing, 4408 on a slow consumer) or reports the error
+ * (connection_lost); a connection that was not sendable goes through write(). */
+static int
+send_all(Direct *direct, Py_ssize_t count, PyObject *msg)
+{
+    Error exc = {NULL, NULL, NULL};
     for (Py_ssize_t i = 0; i < count; i++) {
         /* is_closing and get_write_buffer_size read fields anywhere in the
          * transport object (uvloop's is ~660 bytes): fetch its header two
@@ -319,15 +321,47 @@ send_all(const Direct *direct, Py_ssize_t count, PyObject *msg)
             Py_ssize_t size = Py_TYPE(t)->tp_basicsize;
             prefetch_object(t, (int)((size < 1024 ? size : 1024) / 64 + 1));
         }
-        int done = direct_send(direct[i].transport, direct[i].fd, direct[i].frame);
-        if (done < 0)
-            return -1;
-        if (done)
+        int ok = sendable(direct[i].transport);
+        if (ok < 0)
+            keep_first_error(&exc);
+        direct[i].sent = ok > 0 ? 0 : NOT_SENDABLE;
+    }
+
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Direct *d = &direct[i];
+        if (d->sent == NOT_SENDABLE)
             continue;
-        PyObject *r = PyObject_CallMethodOneArg(direct[i].conn, s_write, msg);
+        ssize_t n;
+        do {
+            n = send(d->fd, PyBytes_AS_STRING(d->frame), (size_t)PyBytes_GET_SIZE(d->frame),
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        d->sent = n < 0 ? SEND_FAILED : (Py_ssize_t)n;
+    }
+
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Direct *d = &direct[i];
+        Py_ssize_t size = PyBytes_GET_SIZE(d->frame);
+        if (d->sent == size)
+            continue;
+        PyObject *r;
+        if (d->sent == NOT_SENDABLE) {
+            r = PyObject_CallMethodOneArg(d->conn, s_write, msg);
+        } else {
+            PyObject *rest = d->sent > 0 ? PyBytes_FromStringAndSize(
+                                               PyBytes_AS_STRING(d->frame) + d->sent, size - d->sent)
+                                         : Py_NewRef(d->frame);
+            r = rest == NULL ? NULL : PyObject_CallMethodOneArg(d->transport, s_write, rest);
+            Py_XDECREF(rest);
+        }
         if (r == NULL)
-            return -1;
-        Py_DECREF(r);
+            keep_first_error(&exc);
+        else
+            Py_DECREF(r);
+    }
+    if (exc.type != NULL) {
+        PyErr_Restore(exc.type, exc.value, exc.tb);
+        return -1;
     }
     return 0;
 }

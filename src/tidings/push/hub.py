@@ -231,7 +231,10 @@ class Hub:
         self._keys = keys
         self._broker = broker
         self._state = state
-        self._subs: dict[int, set[Conn]] = {}
+        # Each project's watchers in the order they subscribed (a dict as an
+        # ordered set): a poke is written in that order, first come first served,
+        # the order a plain epoll server writes in (docs/PERFORMANCE.md).
+        self._subs: dict[int, dict[Conn, None]] = {}
         #: Newest version seen on the broker per watched project, and its message.
         self._known: dict[int, int] = {}
         self._last: dict[int, Message] = {}
@@ -369,9 +372,9 @@ class Hub:
             if project not in conn.versions:
                 subs = self._subs.get(project)
                 if subs is None:
-                    subs = self._subs[project] = set()
+                    subs = self._subs[project] = {}
                     self._broker.subscribe(project)
-                subs.add(conn)
+                subs[conn] = None
             conn.versions[project] = held
         conn.user = claims.user
         conn.token_exp = claims.expires_at
@@ -435,7 +438,7 @@ class Hub:
         subs = self._subs.get(project)
         if subs is None:
             return
-        subs.discard(conn)
+        subs.pop(conn, None)
         if conn.pending is not None:
             conn.pending.pop(project, None)
         if not subs:
