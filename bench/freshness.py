@@ -173,15 +173,19 @@ def run_mode(
         if mode == "poke_push_killed":
             third = args.duration / 3
             time.sleep(third)
+            # Phases are dated by the driver's clock at the event: the crowds read
+            # the mark late while they handle thousands of lost connections.
+            killed_at = time.time()
             push.kill()
             for c in crowds:
-                c.mark("killed")
+                c.mark("killed", killed_at)
             log(f"{mode}: push server killed (-9)")
             time.sleep(third)
+            restarted_at = time.time()
             push = Process("push", env, 1, ["--log-level", "WARNING"], port=push.port)
             procs.append(push)
             for c in crowds:
-                c.mark("restarted")
+                c.mark("restarted", restarted_at)
             log(f"{mode}: push server restarted")
             time.sleep(third)
             marks += ["killed", "restarted"]
@@ -310,6 +314,15 @@ def summarize(
             "during": staleness(times["killed"], times["restarted"]),
             "after": staleness(times["restarted"], times["end"]),
         }
+        # Where the slow samples of the phase before the kill were committed,
+        # seconds before the kill: losses at the kill itself, or something else.
+        killed = times["killed"]
+        slow = sorted(
+            (round(killed - (s[0] - s[3] / 1000), 2), s[3])
+            for s in samples
+            if times["start"] <= s[0] - s[3] / 1000 < killed and s[3] >= 1000
+        )
+        result["phases"]["before"]["slow_committed_s_before_kill"] = slow[:200]
     log(
         f"{mode}: staleness p50 {result['staleness_p50_ms']:.0f} ms p99 "
         f"{result['staleness_p99_ms']:.0f} ms; {result['app_requests_per_s']:.1f} app req/s; "

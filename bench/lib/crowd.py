@@ -11,7 +11,8 @@ applied to a board).
 
 Talks to its parent on stdin/stdout, one JSON object per line:
     -> {"progress": {...}}                   every 0.5 s: clients, live, by status, applied
-    <- {"cmd": "mark", "name": "..."}        snapshot the byte and request counters
+    <- {"cmd": "mark", "name": "...", "at": T} snapshot the byte and request counters
+                                              (dated T when given, else now)
     <- {"cmd": "warm"}                       each client opens a keep-alive connection
     <- {"cmd": "report", "path": "..."}      write marks and staleness samples, answer "reported"
     <- {"cmd": "quit"} (or EOF)              close everything and exit
@@ -163,11 +164,11 @@ class Crowd:
         else:
             self.dropped_samples += 1
 
-    def mark(self, name: str) -> None:
+    def mark(self, name: str, at: float | None = None) -> None:
         self.marks.append(
             {
                 "name": name,
-                "t": time.time(),
+                "t": at if at is not None else time.time(),
                 "groups": {k: v.to_json() for k, v in self.groups.items()},
                 "clients": {
                     "active": sum(1 for c in self.clients if c.group == "active"),
@@ -551,7 +552,7 @@ async def main(spec: dict[str, Any]) -> None:
                 break
             cmd = json.loads(line)
             if cmd["cmd"] == "mark":
-                crowd.mark(cmd["name"])
+                crowd.mark(cmd["name"], cmd.get("at"))
                 emit({"marked": cmd["name"]})
             elif cmd["cmd"] == "report":
                 write_report(crowd, cmd["path"])

@@ -254,8 +254,10 @@ class Crowd:
                     raise RuntimeError(f"crowd did not answer {cmd} within {timeout} s")
                 self._cond.wait(min(left, 0.5))
 
-    def mark(self, name: str) -> None:
-        self.send({"cmd": "mark", "name": name}, "marked")
+    def mark(self, name: str, at: float | None = None) -> None:
+        """Snapshot the crowd's counters; ``at`` (the driver's clock when the event
+        happened) dates the mark, since a busy crowd reads the command late."""
+        self.send({"cmd": "mark", "name": name, "at": at}, "marked")
 
     def report(self, path: Path) -> dict[str, Any]:
         self.send({"cmd": "report", "path": str(path)}, "reported", timeout=120)
