@@ -18,8 +18,9 @@
  * msg.frames[type(conn).direct_frame_key] is bytes (conn.write caches it under
  * that key on first use; /ws and Socket.IO frame the message differently, so
  * each type names its own): those are written in a second pass, and the frame
- * is send()-ed here when, with no Python code run between the check and the
- * send(), both hold:
+ * is send()-ed here when, checked after every write() and queue() of this
+ * poke, with nothing run between the check and the send() but the same two
+ * side-effect-free checks of other transports, both hold:
  *   - conn.transport.is_closing() is false: the transport has not started to
  *     close, so its fd is still open and still this connection's (uvloop and
  *     asyncio close the fd only after is_closing() turns true; a closed fd
@@ -298,8 +299,9 @@ keep_first_error(Error *e)
 }
 
 /* The second pass, in three steps. Step 1 asks each transport whether it can
- * take a direct send (sendable). Step 2 sends, back to back: no Python code runs
- * between the two steps, so what step 1 found still holds at each send(), and
+ * take a direct send (sendable). Step 2 sends, back to back: between the two
+ * steps only the same side-effect-free checks of other transports run, so what
+ * step 1 found still holds at each send(), and
  * with no time spent between sends the receivers are woken less often (a
  * sender that pauses between sends finds them asleep; docs/PERFORMANCE.md).
  * Step 3 hands on what step 2 left, in order: the rest of a partial send, or the
