@@ -34,6 +34,7 @@ from tidings.protocol.advice import ADVICE_HEADER, VERSION_HEADER, Advice
 from tidings.protocol.errors import CloseCode
 from tidings.protocol.push import ClientType, ServerType
 from tidings.protocol.telemetry import TELEMETRY_PATH, TelemetryReport
+from tidings.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +199,7 @@ class SyncClient:
         for connection in list(self._push.values()):
             connection.close()
         self._push.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(list(self._tasks), REQUEST_TIMEOUT)
         if self._own_http:
             await self._http.aclose()
 
