@@ -268,9 +268,7 @@ class Hub:
             return
         self._state = state
         self.counters.heartbeats_sent += 1
-        msg = self._beat()
-        for conn in self._conns:
-            self._send(conn, STATE_KEY, msg)
+        self._send_beat(self._conns)
 
     def _beat(self) -> Message:
         """The heartbeat saying the current state (drain changes it too)."""
@@ -582,12 +580,14 @@ class Hub:
             sent += 1
             if group == 0:
                 self.counters.heartbeats_sent += 1
-            members = self._beat_groups[group]
-            if members:
-                msg = self._beat()
-                for conn in list(members):
-                    if conn.attached:  # a write may have closed an earlier one
-                        self._send(conn, STATE_KEY, msg)
+            if self._beat_groups[group]:
+                self._send_beat(self._beat_groups[group])
+
+    def _send_beat(self, conns: Iterable[Conn]) -> None:
+        msg = self._beat()
+        for conn in list(conns):
+            if conn.attached:  # a write may have closed an earlier one
+                self._send(conn, STATE_KEY, msg)
 
     def _due(self, conn: Conn, now: float) -> None:
         if conn.drain_at is not None and conn.drain_at <= now:
