@@ -272,12 +272,16 @@ def summarize(
     push_bytes = sum(window[g]["push_bytes_in"] + window[g]["push_bytes_out"] for g in window)
     samples = [s for r in reports for s in r["samples"]]
 
+    def committed(sample: list[Any]) -> float:
+        """A sample's commit time: applied time minus staleness."""
+        return float(sample[0]) - sample[3] / 1000
+
     def staleness(lo: float, hi: float) -> dict[str, Any]:
-        # Phase by commit time (applied time minus staleness).
-        ms = [s[3] for s in samples if lo <= s[0] - s[3] / 1000 < hi]
+        # Phase by commit time.
+        ms = [s[3] for s in samples if lo <= committed(s) < hi]
         vias: dict[str, int] = {}
         for s in samples:
-            if lo <= s[0] - s[3] / 1000 < hi:
+            if lo <= committed(s) < hi:
                 vias[s[4]] = vias.get(s[4], 0) + 1
         return {
             "samples": len(ms),
@@ -318,9 +322,9 @@ def summarize(
         # seconds before the kill: losses at the kill itself, or something else.
         killed = times["killed"]
         slow = sorted(
-            (round(killed - (s[0] - s[3] / 1000), 2), s[3])
+            (round(killed - committed(s), 2), s[3])
             for s in samples
-            if times["start"] <= s[0] - s[3] / 1000 < killed and s[3] >= 1000
+            if times["start"] <= committed(s) < killed and s[3] >= 1000
         )
         result["phases"]["before"]["slow_committed_s_before_kill"] = slow[:200]
     log(
