@@ -59,9 +59,16 @@ class Cluster:
         self.projects += ids
         return ids
 
-    async def server(self, **settings: Any) -> PushServer:
-        subscriber = RedisSubscriber(
+    async def server(
+        self,
+        subscriber_class: type[RedisSubscriber] = RedisSubscriber,
+        *,
+        sharded: bool = False,
+        **settings: Any,
+    ) -> PushServer:
+        subscriber = subscriber_class(
             self.url,
+            sharded=sharded,
             ping_after=1.0,
             dead_after=2.0,
             backoff_max=0.5,
@@ -215,6 +222,44 @@ async def test_the_audit_pokes_a_client_behind_a_key_that_rose_without_a_poke(
         assert (poke["project"], poke["version"]) == (p, 5)
         assert time.monotonic() - started < audit + 0.5
         assert server.counters.audits >= 1 and server.counters.recovery_pokes == 1
+
+
+class SlowSubscribe(RedisSubscriber):
+    """A link whose SUBSCRIBE commands leave late (a busy connection, a slow
+    network): the window in which a commit can slip between a subscription's
+    version read and the moment the subscription is live."""
+
+    delay = 0.0
+
+    async def _apply(self, pubsub: Any) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        await super()._apply(pubsub)
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["subscribe", "ssubscribe"])
+async def test_a_commit_between_the_version_read_and_the_live_subscription_is_poked(
+    cluster: Cluster, sharded: bool
+) -> None:
+    if sharded:
+        await cluster.publisher.close()
+        cluster.publisher = RedisPublisher.from_url(cluster.url, sharded=True)
+    server = await cluster.server(SlowSubscribe, sharded=sharded, audit_interval=60.0)
+    subscriber = server.subscriber
+    assert isinstance(subscriber, SlowSubscribe)
+    subscriber.delay = 0.8
+    (p,) = cluster.ids(1)
+    await cluster.publisher.set_version(p, 1)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+        await ws.send(subscribe_msg({p: 1}))
+        assert (await recv_json(ws))["type"] == "subscribed"
+        await asyncio.sleep(0.3)  # the subscribe-time read (after 10 ms) found 1
+        # Committed and published while the SUBSCRIBE has still not left: Redis
+        # drops the publish for this server, only the key remembers it.
+        await cluster.poke(p, 2)
+        poke = await next_of(lambda: recv_json(ws), "poke", 3.0)
+        assert (poke["project"], poke["version"]) == (p, 2)
+        assert server.counters.audits == 0 and server.counters.recovery_pokes == 1
 
 
 @pytest.mark.parametrize(

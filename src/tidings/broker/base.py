@@ -21,6 +21,10 @@ MAX_KEPT_REVOCATIONS = 50_000
 #: Called with True when the subscription link (re)connects, False when it drops.
 LinkHandler = Callable[[bool], None]
 
+#: Called with a channel once the broker confirms its subscription is live:
+#: whatever is published on it from then on will arrive.
+SubscribedHandler = Callable[[str], None]
+
 
 class Publisher(ABC):
     @abstractmethod
@@ -54,8 +58,21 @@ class Subscriber(ABC):
     the desired state, replayed on every reconnect.
     """
 
+    #: True if ``start``'s ``on_subscribed`` is called for every channel each
+    #: time its subscription becomes live (reconnects included).
+    confirms_subscriptions = False
+
     @abstractmethod
-    def start(self, on_message: MessageHandler, on_link: LinkHandler) -> None: ...
+    def start(
+        self,
+        on_message: MessageHandler,
+        on_link: LinkHandler,
+        on_subscribed: SubscribedHandler | None = None,
+    ) -> None:
+        """``on_subscribed`` matters where a subscription takes effect later than
+        ``subscribe`` returns (Redis): a version read made before then can miss a
+        commit published in between, so the reader reads again once it is live.
+        A broker whose subscriptions take effect at once need not call it."""
 
     @abstractmethod
     def subscribe(self, channel: str) -> None: ...

@@ -21,7 +21,7 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from tidings.broker.base import LinkHandler, MessageHandler, Subscriber
+from tidings.broker.base import LinkHandler, MessageHandler, SubscribedHandler, Subscriber
 from tidings.broker.redis_publisher import RedisPublisher, connect
 from tidings.tasks import stop_tasks
 
@@ -30,8 +30,13 @@ log = logging.getLogger("tidings.broker.redis")
 #: Channels per SUBSCRIBE command when replaying the desired set.
 SUBSCRIBE_BATCH = 500
 
+#: Message types that confirm a (sharded) subscription.
+_CONFIRMATIONS = (b"subscribe", "subscribe", b"ssubscribe", "ssubscribe")
+
 
 class RedisSubscriber(Subscriber):
+    confirms_subscriptions = True
+
     def __init__(
         self,
         url: str,
@@ -67,6 +72,7 @@ class RedisSubscriber(Subscriber):
         self._task: asyncio.Task[None] | None = None
         self._on_message: MessageHandler | None = None
         self._on_link: LinkHandler | None = None
+        self._on_subscribed: SubscribedHandler | None = None
         self._commands = RedisPublisher(connect(url), sharded=sharded)
         self._closed = False
         #: Reconnect attempts since start (a metric).
@@ -75,9 +81,15 @@ class RedisSubscriber(Subscriber):
 
     # -- Subscriber ------------------------------------------------------------
 
-    def start(self, on_message: MessageHandler, on_link: LinkHandler) -> None:
+    def start(
+        self,
+        on_message: MessageHandler,
+        on_link: LinkHandler,
+        on_subscribed: SubscribedHandler | None = None,
+    ) -> None:
         self._on_message = on_message
         self._on_link = on_link
+        self._on_subscribed = on_subscribed
         self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-subscriber")
 
     def subscribe(self, channel: str) -> None:
@@ -184,11 +196,12 @@ class RedisSubscriber(Subscriber):
             last, pinged = now, False
             kind = message.get("type")
             if kind in (b"message", "message", b"smessage", "smessage"):
-                channel = message["channel"]
-                if isinstance(channel, bytes):
-                    channel = channel.decode()
                 if self._on_message is not None:
-                    self._on_message(channel, message["data"])
+                    self._on_message(_text(message["channel"]), message["data"])
+            elif kind in _CONFIRMATIONS and self._on_subscribed is not None:
+                # SUBSCRIBE is sent without waiting; this confirmation is when
+                # the channel is live (it travels on this connection, in order).
+                self._on_subscribed(_text(message["channel"]))
 
     def _kick(self) -> None:
         if self._pubsub is None or (self._sync_task is not None and not self._sync_task.done()):
@@ -218,3 +231,7 @@ class RedisSubscriber(Subscriber):
             if remove:
                 await unsub(*remove)
                 self._live.difference_update(remove)
+
+
+def _text(channel: str | bytes) -> str:
+    return channel.decode() if isinstance(channel, bytes) else channel

@@ -152,7 +152,7 @@ class PushServer:
         self.port = int(self._server.sockets[0].getsockname()[1])
         self.subscriber.subscribe(CONTROL_CHANNEL)
         self.subscriber.subscribe(self.link_channel)
-        self.subscriber.start(self._on_message, self._on_link)
+        self.subscriber.start(self._on_message, self._on_link, self._on_subscribed)
         self._tasks = [
             loop.create_task(self._ticker(), name="tidings-push-tick"),
             loop.create_task(self._version_reader(), name="tidings-push-versions"),
@@ -236,6 +236,19 @@ class PushServer:
             return
         hub.on_poke(poke)
 
+    def _on_subscribed(self, channel: str) -> None:
+        """A subscription is live. What was published on it before was lost to
+        us, but the app writes the version key (or keeps the revocation) before
+        it publishes: reading them now, not at ``subscribe``, leaves no gap."""
+        if self._hub is None:
+            return
+        if channel == CONTROL_CHANNEL:
+            self._background_task(self._replay_revocations())
+            return
+        project = project_of_channel(channel)
+        if project is not None and self.hub.watchers(project):
+            self.want_versions([project])
+
     def _on_link(self, up: bool) -> None:
         if self._link is None:
             return
@@ -244,7 +257,7 @@ class PushServer:
             if self._link_ups > 1:
                 self.counters.broker_reconnects += 1
         emit(log, logging.INFO if up else logging.WARNING, "broker_link", up=up)
-        if up:
+        if up and not self.subscriber.confirms_subscriptions:
             # Revocations published before this server listened, or while its link
             # was down, are kept by the app beside the message: apply them now.
             self._background_task(self._replay_revocations())
