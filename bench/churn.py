@@ -3,9 +3,12 @@
 Starts one ``tidings push`` process on a private Redis and runs C cycles (default
 100,000) of connect, subscribe, wait for ``subscribed``, disconnect, with a few
 hundred cycles in flight at once, from source addresses across 127.0.0.0/8.
-The cycles mix what clients do: WebSocket closed with a close frame, WebSocket
-dropped without one, and SSE dropped (every fourth), over 50 projects, so the
-server's Redis subscriptions come and go too. Every ``--sample-interval`` it
+The cycles mix what clients do: WebSocket closed with a close frame (half),
+WebSocket dropped without one, SSE dropped, Socket.IO over WebSocket dropped,
+and Socket.IO over long-polling (an eighth each; of the polling sessions half
+send a close packet and half are abandoned to the ping timeout, closed in
+``--quick``), over 50 projects, so the server's Redis subscriptions come and
+go too. Every ``--sample-interval`` it
 records the server's RSS (/proc/PID/status), open file descriptors
 (/proc/PID/fd) and live asyncio tasks (``tidings_push_asyncio_tasks`` in
 /metrics). Goals (issue 7): between the end of the warm-up (the first 10% of
@@ -56,6 +59,26 @@ CYCLE_TIMEOUT_S = 10.0
 #: A WebSocket close frame (1000, no reason), masked with a zero key.
 CLOSE_FRAME = bytes((0x88, 0x82)) + b"\x00\x00\x00\x00" + (1000).to_bytes(2, "big")
 GOAL_DRIFT_PERCENT = 5.0
+SIO_PATH = "/socket.io/?EIO=4"
+#: An abandoned Engine.IO polling session is closed after pingInterval +
+#: pingTimeout (25 + 20 s, push/sio/engineio.py); the settling waits that long.
+SETTLE_S = 30.0
+SETTLE_ABANDONED_S = 60.0
+
+
+async def http_body(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP/1.1 response's body (Content-Length framed); raises on a non-200."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1]
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    body = await reader.readexactly(length)
+    if status != b"200":
+        raise ConnectionError(f"HTTP {status.decode()}: {body[:200]!r}")
+    return body
 
 
 def raise_nofile() -> None:
@@ -135,20 +158,57 @@ class Churn:
         self.done = 0
         self.failed: dict[str, int] = {}
         self.in_flight = 0
+        #: Leave every other polling session without a close packet (it then
+        #: lives until the ping timeout, so the settling takes that long).
+        self.abandon_polling = not args.quick
 
     def request(self, i: int) -> bytes:
         project = self.base + i % PROJECTS
-        if i % 4 == 3:
+        if i % 8 == 3:
             return (
                 f"GET /sse?token={self.token}&p={project}:0 HTTP/1.1\r\n"
                 f"Host: 127.0.0.1:{self.port}\r\nAccept: text/event-stream\r\n\r\n"
             ).encode()
-        sub = json.dumps({"type": "subscribe", "token": self.token, "projects": {project: 0}})
-        return (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+        upgrade = (
+            f"HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode() + client_frame(sub)
+        )
+        if i % 8 == 5:  # Socket.IO over WebSocket: CONNECT with the token, pipelined
+            connect = self.sio_connect(project)
+            return f"GET {SIO_PATH}&transport=websocket {upgrade}".encode() + client_frame(connect)
+        sub = json.dumps({"type": "subscribe", "token": self.token, "projects": {project: 0}})
+        return f"GET /ws {upgrade}".encode() + client_frame(sub)
+
+    def sio_connect(self, project: int) -> str:
+        return "40" + json.dumps({"token": self.token, "projects": {str(project): 0}})
+
+    async def polling(self, i: int, reader: asyncio.StreamReader, writer: Any) -> None:
+        """Socket.IO over Engine.IO long-polling on one keep-alive connection:
+        handshake, CONNECT, GET until ``subscribed``; then a close packet
+        (polite), or nothing, leaving the session to the ping timeout."""
+        host = f"Host: 127.0.0.1:{self.port}\r\n"
+        writer.write(f"GET {SIO_PATH}&transport=polling HTTP/1.1\r\n{host}\r\n".encode())
+        opened = await http_body(reader)
+        sid = json.loads(opened[1:])["sid"]
+        path = f"{SIO_PATH}&transport=polling&sid={sid}"
+
+        def post(body: str) -> bytes:
+            return (
+                f"POST {path} HTTP/1.1\r\n{host}Content-Type: text/plain;charset=UTF-8\r\n"
+                f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
+            ).encode()
+
+        writer.write(post(self.sio_connect(self.base + i % PROJECTS)))
+        await http_body(reader)
+        got = b""
+        while b'"subscribed"' not in got:
+            writer.write(f"GET {path} HTTP/1.1\r\n{host}\r\n".encode())
+            got = await http_body(reader)
+        if self.abandon_polling and i % 16 == 15:
+            return
+        writer.write(post("1"))
+        await http_body(reader)
 
     async def cycle(self, i: int) -> None:
         loop = asyncio.get_running_loop()
@@ -160,9 +220,12 @@ class Churn:
             sock.setblocking(False)
             await loop.sock_connect(sock, ("127.0.0.1", self.port))
             reader, writer = await asyncio.open_connection(sock=sock, limit=65536)
+            if i % 8 == 7:
+                await self.polling(i, reader, writer)
+                return
             writer.write(self.request(i))
             await reader.readuntil(b'"subscribed"')
-            if i % 4 in (0, 2):  # a polite WebSocket: close frame, then wait for the server's
+            if i % 2 == 0:  # a polite WebSocket: close frame, then wait for the server's
                 writer.write(CLOSE_FRAME)
                 await reader.read()
         finally:
@@ -215,8 +278,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cycles": args.cycles,
         "concurrency": args.concurrency,
         "warmup_cycles": args.warmup,
-        "mix": "3/4 WebSocket (half closed with a close frame, half dropped), 1/4 SSE dropped; "
-        f"{PROJECTS} projects",
+        "mix": "1/2 WebSocket closed with a close frame, 1/8 WebSocket dropped, 1/8 SSE "
+        "dropped, 1/8 Socket.IO over WebSocket dropped, 1/8 Socket.IO long-polling ("
+        + ("half closed with a close packet, half abandoned" if not args.quick else "closed")
+        + f"); {PROJECTS} projects",
     }
     samples: list[dict[str, Any]] = []
     redis_suffix = f"->{int(redis_url.rsplit(':', 1)[1].split('/')[0])}"
@@ -286,7 +351,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for w in workers:
                 w.result()
             busy.append(time.monotonic() - began)
-            settle = time.monotonic() + 30
+            settle = time.monotonic() + (SETTLE_ABANDONED_S if churn.abandon_polling else SETTLE_S)
             while time.monotonic() < settle:
                 s = await sample()
                 if s["connections"] == 0 and s["open_sockets"] <= 1:  # 1: the scrape itself

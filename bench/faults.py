@@ -146,6 +146,12 @@ def main() -> int:
         f"p99 {summary['baseline_staleness_p99']:.2f} s; "
         f"wall time {wall:.0f} s"
     )
+    for transport, t in summary["by_transport"].items():
+        print(
+            f"  {transport}: {t['clients']} clients, {t['samples']} changes applied, "
+            f"staleness over the whole run p50 {t['staleness_p50']:.2f} s, "
+            f"p99 {t['staleness_p99']:.2f} s"
+        )
     for row in rows:
         if row.notes:
             print(f"  {row.fault}: {json.dumps(row.notes)}")

@@ -33,6 +33,8 @@ from tests.integration.stack import START_TIMEOUT
 #: Bound on one writer's command (the app behind haproxy answers within a second
 #: when healthy; a restart may hold a request a little longer).
 WRITE_TIMEOUT = 10.0
+#: The clients' push transports, dealt in turn (Socket.IO through python-socketio).
+TRANSPORTS = ("ws", "sse", "socketio")
 #: uvicorn's graceful shutdown (10 s) plus the publisher's flush (2 s), and slack.
 APP_SHUTDOWN_TIMEOUT = 20.0
 
@@ -112,15 +114,15 @@ class Run:
                 self.projects.append(int(r.json()["project"]))
 
     def client_specs(self) -> list[list[dict[str, Any]]]:
-        """Clients dealt round-robin to the workers: alternating ws and sse, and in
-        each transport half watch one project and half two (so that a difference
-        between transports is not one between project counts); client 0 reaches
-        push through the stall proxy."""
+        """Clients dealt round-robin to the workers: ws, sse and socketio in turn,
+        and in each transport half watch one project and half two (so that a
+        difference between transports is not one between project counts); client
+        0 reaches push through the stall proxy."""
         rng = random.Random(7)
         per_worker: list[list[dict[str, Any]]] = [[] for _ in range(self.config.workers)]
         for n in range(self.config.clients):
-            transport = "ws" if n % 2 == 0 else "sse"
-            watched = rng.sample(self.projects, 1 + (n // 2) % 2)
+            transport = TRANSPORTS[n % len(TRANSPORTS)]
+            watched = rng.sample(self.projects, 1 + (n // len(TRANSPORTS)) % 2)
             spec: dict[str, Any] = {"name": f"c{n}", "transport": transport, "projects": watched}
             if n == 0:
                 spec["push_url"] = f"ws://127.0.0.1:{self.topo.stall_port}/ws"

@@ -272,6 +272,18 @@ def judge(result: dict[str, Any]) -> tuple[list[Row], list[str], dict[str, Any]]
     base_samples = [s for ts, s, _ in samples if base["start"] <= ts <= base["end"]]
     summary["baseline_staleness_p50"] = percentile(base_samples, 50)
     summary["baseline_staleness_p99"] = percentile(base_samples, 99)
+    # Per transport, over the whole run (faults included): no transport may lag.
+    transport_of = {c["name"]: c["transport"] for c in clients}
+    by_transport: dict[str, dict[str, Any]] = {}
+    for transport in sorted(set(transport_of.values())):
+        mine = [s for _, s, who in samples if transport_of[who] == transport]
+        by_transport[transport] = {
+            "clients": sum(t == transport for t in transport_of.values()),
+            "samples": len(mine),
+            "staleness_p50": percentile(mine, 50),
+            "staleness_p99": percentile(mine, 99),
+        }
+    summary["by_transport"] = by_transport
     summary["poll_budget"] = budget
     return rows, failures, summary
 

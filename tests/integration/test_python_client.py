@@ -21,7 +21,7 @@ from tests.integration.stack import (
 from tidings.client.actions import Status
 from tidings.client.driver import Transport
 
-TRANSPORTS = [Transport.WS, Transport.SSE]
+TRANSPORTS = [Transport.WS, Transport.SSE, Transport.SOCKETIO]
 
 #: "A fraction of a second": commit to applied, by poke.
 POKE_LATENCY = 1.0

@@ -1,4 +1,4 @@
-"""The asyncio client: carries out the sync controller's actions over HTTP, WebSocket or SSE.
+"""The asyncio client: carries out the sync controller's actions over HTTP and a push transport.
 
 Every decision (when to poll, reconnect, back off, refresh the token) is the
 controller's (tidings.client.controller); this module only moves bytes and
@@ -59,6 +59,9 @@ _SSE_STATUS_CODES = {401: CloseCode.UNAUTHORIZED, 403: CloseCode.FORBIDDEN}
 class Transport(StrEnum):
     WS = "ws"
     SSE = "sse"
+    #: Socket.IO over its WebSocket transport, through python-socketio's client:
+    #: ``pip install "tidings[socketio]"``.
+    SOCKETIO = "socketio"
 
 
 OnApply = Callable[[int, Sequence[dict[str, Any]], Snapshot | None], None]
@@ -123,7 +126,7 @@ class SyncClient:
         self._rand = rand
         self._inbox: asyncio.Queue[i.Input] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._push: dict[int, _PushConnection] = {}
+        self._push: dict[int, PushConnection] = {}
         self._snapshots: dict[int, Snapshot] = {}
         self._stopped = asyncio.Event()
         self._push_url: str | None = options.push_url
@@ -343,10 +346,20 @@ class SyncClient:
         if self._push_url is None:
             self._inbox.put_nowait(i.PushClosed(conn, None))
             return
-        kind = _SsePush if self.options.transport == Transport.SSE else _WebSocketPush
-        connection = kind(self, conn, self._push_url, token, projects)
+        connection = _transport(self.options.transport)(self, conn, self._push_url, token, projects)
         self._push[conn] = connection
         connection.start()
+
+
+def _transport(transport: Transport) -> type[PushConnection]:
+    if transport == Transport.SSE:
+        return _SsePush
+    if transport == Transport.SOCKETIO:
+        # Imported here: the Socket.IO client (python-socketio, aiohttp) is optional.
+        from tidings.client.sio_push import SocketIoPush
+
+        return SocketIoPush
+    return _WebSocketPush
 
 
 def _push_url(base: str, found: object, transport: Transport) -> str | None:
@@ -385,7 +398,7 @@ def _subscribe_message(kind: ClientType, token: str, projects: dict[int, int]) -
     return orjson.dumps(body).decode()
 
 
-class _PushConnection:
+class PushConnection:
     """One push connection, numbered by the controller; reports what it hears to the inbox."""
 
     def __init__(
@@ -424,6 +437,10 @@ class _PushConnection:
             body = orjson.loads(data)
         except orjson.JSONDecodeError:
             return
+        self.received(body)
+
+    def received(self, body: object) -> None:
+        """One decoded push message (§4.1), whatever carried it."""
         if isinstance(body, dict) and body.get("type") == ServerType.CLOSE:
             code = body.get("code")
             self.close_code = code if type(code) is int else None
@@ -436,7 +453,7 @@ class _PushConnection:
         raise NotImplementedError
 
 
-class _WebSocketPush(_PushConnection):
+class _WebSocketPush(PushConnection):
     """``/ws``: the subscribe goes as the first text frame; ``refresh`` on the same socket."""
 
     ws: ClientConnection | None = None
@@ -477,7 +494,7 @@ async def _send_quietly(ws: ClientConnection, message: str) -> None:
         await asyncio.wait_for(ws.send(message), REQUEST_TIMEOUT)
 
 
-class _SsePush(_PushConnection):
+class _SsePush(PushConnection):
     """``/sse?token=...&p=7:42``: one event per message. A refresh opens a second stream
     with the new token and drops the first once the second has subscribed."""
 
