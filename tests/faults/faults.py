@@ -280,6 +280,18 @@ class Run:
         app.start()
         await self.topo.wait_app(0)
 
+    async def kill9_app(self, w: FaultWindow) -> None:
+        """kill -9 of an app process mid-traffic (a crash, an OOM kill): no goodbye,
+        its queued pokes lost. Push servers find its Redis connections gone and
+        stay degraded only one short interval (push/apps.py); the requests it held
+        are retried by haproxy on the other app."""
+        app = self.topo.apps[1]
+        await app.kill()
+        w.notes["killed"] = app.name
+        await asyncio.sleep(1.0)
+        app.start()
+        await self.topo.wait_app(1)
+
     async def connections(self, n: int) -> float:
         figures = await self.topo.metrics(self.topo.push_ports[n])
         return sum(v for k, v in figures.items() if k.startswith("tidings_push_connections{"))
@@ -385,6 +397,7 @@ class Run:
         await self.fault("client_stall", self.client_stall, settle=False)
         await self.settle(await drop)
         await self.fault("kill_switch", self.kill_switch)
+        await self.fault("kill9_app", self.kill9_app)
 
     # ----- the whole run -------------------------------------------------------
 

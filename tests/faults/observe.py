@@ -56,8 +56,8 @@ def detection_allowance(name: str, intervals: dict[str, float]) -> tuple[float, 
     if name in ("redis_restart", "redis_pause"):
         # A push server's link heartbeat is missed for 3 s, then clients hear `degraded`.
         return 3.0 + hb, "link heartbeat lost (3 s) + one client heartbeat"
-    if name == "pokes_dropped":
-        # Push servers stop hearing the cut-off app's heartbeat for 3 s
+    if name in ("pokes_dropped", "kill9_app"):
+        # Push servers stop hearing the cut-off (or dead) app's heartbeat for 3 s
         # (app_deaf_after), then clients hear `degraded` and poll at the short interval.
         return 3.0 + hb, "app heartbeat silent (3 s) + one client heartbeat"
     if name == "client_stall":
@@ -241,6 +241,10 @@ def judge(result: dict[str, Any]) -> tuple[list[Row], list[str], dict[str, Any]]
             failures.append(f"{name}: {lost} updates never reached their watchers")
 
         notes: dict[str, Any] = {k: v for k, v in f["notes"].items() if k != "drains"}
+        off = _time_off_live(clients, stalled, start, until)
+        if off:
+            notes["off_live_s_p50"] = round(percentile(off, 50), 2)
+            notes["off_live_s_max"] = round(max(off), 2)
         if name == "rolling_restart":
             notes["drains"] = _reconnect_spread(f["notes"]["drains"], clients, iv, failures)
         if name == "client_stall":
@@ -351,6 +355,26 @@ def _reconnect_spread(
                 "peak": peak,
             }
         )
+    return out
+
+
+def _time_off_live(
+    clients: list[dict[str, Any]], stalled: set[str], start: float, until: float
+) -> list[float]:
+    """Per client that left ``live`` during the fault: seconds until it was back."""
+    out = []
+    for c in clients:
+        if c["name"] in stalled:
+            continue
+        down: float | None = None
+        for t, s in c["statuses"]:
+            if t < start or (down is None and t > until + 1.0):
+                continue
+            if s != "live" and down is None:
+                down = t
+            elif s == "live" and down is not None:
+                out.append(t - down)
+                break
     return out
 
 

@@ -4,7 +4,8 @@
 SIGUSR1 starts the fault, SIGUSR2 ends it. Modes:
 
 - ``blackhole``: bytes in both directions are read and thrown away (the peer's
-  writes succeed, nothing arrives: a deaf path, as a partition looks to TCP).
+  writes succeed, nothing arrives: a deaf path, as a partition looks to TCP),
+  and so is a close (no FIN goes through: the other side keeps the connection).
   When it ends, every connection that lost bytes is closed (its byte stream is
   no longer a valid protocol stream) and new ones forward again.
 - ``stall``: the proxy stops reading from both sides, so the kernel buffers
@@ -63,6 +64,11 @@ class Pipe:
                 await self.proxy.changed.wait()
             data = await reader.read(CHUNK)
             if not data:
+                if self.proxy.faulty and self.proxy.mode == "blackhole":
+                    # A partition carries no FIN either: the other side keeps the
+                    # connection (Redis still lists it) until the fault ends.
+                    self.tainted = True
+                    return
                 if writer.can_write_eof():
                     writer.write_eof()
                 return

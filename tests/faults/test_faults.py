@@ -39,6 +39,6 @@ def test_every_fault_costs_no_update_no_error_and_recovers_to_push(
     rows, failures, summary = judge(result)
     print("\n" + table(rows))
     print(summary)
-    assert len(rows) == 8, [r.fault for r in rows]
+    assert len(rows) == 9, [r.fault for r in rows]
     assert summary["writes"] > 50
     assert not failures, "\n".join(failures)

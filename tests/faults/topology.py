@@ -279,6 +279,9 @@ class Topology:
             TIDINGS_PUSH_KEYS=self.keys,
             TIDINGS_PUSH_DRAIN_WINDOW=str(iv.drain_window),
             TIDINGS_PUSH_HEARTBEAT=str(iv.heartbeat),
+            # An app found dead keeps push degraded for one short interval with
+            # jitter after it fell silent: the least that covers its last commits.
+            TIDINGS_PUSH_APP_GONE_HOLD=str(iv.short * (1 + iv.jitter)),
             # Behind haproxy every client has the same address.
             TIDINGS_PUSH_IP_RATE="0",
         )

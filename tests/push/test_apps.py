@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,9 +28,11 @@ import websockets
 from tests.app.conftest import CHEAP_HASHER, Stack, offset_project_ids
 from tests.conftest import free_port
 from tests.faults.proxy import Proxy
+from tests.processes import wait_http_ok
 from tidings.app.main import build_services, create_app
 from tidings.app.settings import AppSettings, PushUrls
 from tidings.broker.redis_subscriber import RedisSubscriber
+from tidings.protocol.channels import app_client_name
 from tidings.protocol.push import ServerState
 from tidings.push.apps import MAX_APPS, AppWatch
 from tidings.push.server import PushServer
@@ -108,6 +111,29 @@ def test_an_app_saying_push_is_off_switches_it_off_while_it_is_heard() -> None:
     assert not watch.switched_off(7.0)
     watch.heard("c", 8.0, push_off=True)
     assert not watch.switched_off(40.0) and "c" not in watch  # forgotten
+
+
+def test_a_silent_app_that_named_its_connections_can_be_found_gone() -> None:
+    watch = AppWatch(deaf_after=3.0, forget_after=30.0, gone_hold=5.0)
+    watch.heard("named", 0.0, client="tidings-app:named")
+    watch.heard("anonymous", 0.0)
+    assert watch.to_check(2.0) == {}  # not silent yet
+    assert watch.to_check(4.0) == {"named": "tidings-app:named"}
+    watch.gone("named")
+    assert "named" not in watch
+    # Still silent until gone_hold after it fell silent (t=3): every client polls once.
+    assert watch.silent(7.9) == ["anonymous", "named"]
+    assert watch.silent(8.0) == ["anonymous"]
+    assert watch.to_check(8.0) == {}  # nothing to look for: only forget_after ends it
+    # Found gone wrongly (a reconnect in progress) and heard again: simply back.
+    watch.heard("back", 10.0, client="tidings-app:back")
+    watch.gone("back")
+    watch.heard("back", 14.0, client="tidings-app:back")
+    assert "back" not in watch.silent(14.0) and "back" in watch
+    # A later heartbeat without a name takes the name back.
+    watch.heard("later", 5.0, client="tidings-app:later")
+    watch.heard("later", 6.0)
+    assert watch.to_check(10.0) == {}
 
 
 def test_deaf_after_must_be_shorter_than_forget_after() -> None:
@@ -225,6 +251,16 @@ async def test_an_app_cut_off_from_redis_degrades_push_until_its_lost_poke_is_re
                     assert 'tidings_push_state{state="degraded"} 1.0' in await metrics_text(
                         server.port
                     )
+                    # The app named its connections, so the server looks for them in
+                    # CLIENT LIST every second: a partition leaves them listed (no FIN
+                    # gets through), so the app is silent, not gone.
+                    app_id = services.pokes.app_id
+                    assert server.apps.to_check(server.context.now()) == {
+                        app_id: app_client_name(app_id)
+                    }
+                    await asyncio.sleep(2.5 * FAST.app_check_interval)
+                    assert server.hub.state is ServerState.DEGRADED
+                    assert server.counters.apps_gone == 0
                     proxy.set_fault(False)
                     healed = time.monotonic()
                     seen.clear()
@@ -249,6 +285,66 @@ async def test_an_app_cut_off_from_redis_degrades_push_until_its_lost_poke_is_re
         # A graceful shutdown says goodbye: forgotten at once, no degraded state.
         await until(lambda: services.pokes.app_id not in server.apps, "app_bye heard", 5)
         assert server.hub.state is ServerState.OK
+        await server.close()
+
+
+async def test_an_app_killed_without_goodbye_stops_degrading_push_within_seconds(
+    own_redis: str, sqlite_url: str
+) -> None:
+    """kill -9 of a real ``tidings app``: its sockets close with it, Redis lists no
+    connection of that name any more, and the server drops the app at its next
+    check instead of keeping everyone degraded for ``app_forget_after``."""
+    subscriber = RedisSubscriber(own_redis, ping_after=1.0, dead_after=2.0, backoff_max=0.5)
+    forget, hold = 60.0, 1.5
+    server = PushServer(
+        FAST.with_(app_deaf_after=DEAF_AFTER, app_forget_after=forget, app_gone_hold=hold),
+        subscriber,
+        KEYS,
+    )
+    await server.start("127.0.0.1", 0)
+    port = free_port()
+    env = {
+        **os.environ,
+        "TIDINGS_DATABASE_URL": sqlite_url,
+        "REDIS_URL": own_redis,
+        "TIDINGS_PUSH_KEYS": "k1:" + "s" * 40,
+    }
+    proc = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "tidings", "app", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.to_thread(
+            wait_http_ok, f"http://127.0.0.1:{port}/healthz", proc, time.monotonic() + 60
+        )
+        await until(lambda: server.apps.known(server.context.now()) == 1, "app heard")
+        assert server.hub.state is ServerState.OK
+        proc.kill()
+        await asyncio.to_thread(proc.wait, 10)
+        killed = time.monotonic()
+        # Silent DEAF_AFTER after its last heartbeat (up to one heartbeat, 1 s,
+        # before the kill): degraded, and CLIENT LIST is asked at once.
+        await until(lambda: server.counters.apps_gone == 1, "app found gone", forget)
+        gone = time.monotonic() - killed
+        assert DEAF_AFTER - 1.1 < gone < DEAF_AFTER + 2 * FAST.app_check_interval + 1.0
+        assert server.apps.known(server.context.now()) == 0
+        # Degraded until `hold` after it fell silent, so every client polls once.
+        assert server.hub.state is ServerState.DEGRADED
+        await until(lambda: server.hub.state is ServerState.OK, "ok again", forget)
+        back = time.monotonic() - killed
+        print(
+            f"\napp found gone {gone:.2f} s, ok again {back:.2f} s after kill -9 "
+            f"(app_deaf_after {DEAF_AFTER:g} s, app_gone_hold {hold:g} s, "
+            f"app_forget_after {forget:g} s)"
+        )
+        assert DEAF_AFTER + hold - 1.1 < back < DEAF_AFTER + hold + 1.0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 10)
         await server.close()
 
 

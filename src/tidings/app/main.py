@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tidings.broker.base import Publisher, Subscriber
 from tidings.broker.memory import MemoryBroker
 from tidings.broker.redis_publisher import RedisPublisher
 from tidings.broker.redis_subscriber import RedisSubscriber
+from tidings.protocol.channels import app_client_name
 from tidings.store import migrate
 from tidings.store.accounts import Accounts
 from tidings.store.engine import create_engines
@@ -52,12 +54,17 @@ def build_services(
     store = EventStore(engines)
     accounts = Accounts(engines, hasher=hasher)
     metrics = Metrics()
+    app_id = secrets.token_hex(8)
+    # Named only where this process makes the connections (push/apps.py).
+    client_name: str | None = None
     if broker is None:
-        broker = (
-            RedisPublisher.from_url(settings.redis_url, sharded=settings.redis_sharded)
-            if settings.redis_url
-            else MemoryBroker()
-        )
+        if settings.redis_url:
+            client_name = app_client_name(app_id)
+            broker = RedisPublisher.from_url(
+                settings.redis_url, sharded=settings.redis_sharded, client_name=client_name
+            )
+        else:
+            broker = MemoryBroker()
     control: Subscriber
     if isinstance(broker, MemoryBroker):
         control = broker.subscriber()
@@ -92,6 +99,8 @@ def build_services(
             full_push=settings.full_push,
             token_lifetime=settings.push_token_ttl,
             push_off=push_switched_off,
+            app_id=app_id,
+            client_name=client_name,
         ),
         # On the same publisher as the pokes: the in-process broker in the demo
         # (which a restart empties, so its first pass re-pokes the recent window).

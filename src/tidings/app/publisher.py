@@ -67,8 +67,13 @@ class PokePublisher:
         full_push: bool = False,
         token_lifetime: float = DEFAULT_TTL_SECONDS,
         push_off: Callable[[], Awaitable[bool]] | None = None,
+        app_id: str | None = None,
+        client_name: str | None = None,
     ) -> None:
+        """``client_name``: the Redis client name of ``publisher``'s connections,
+        if it names them; the heartbeat carries it (protocol/control.py)."""
         self._publisher = publisher
+        self._client_name = client_name
         #: Whether the kill switch has push off for everyone (read per heartbeat).
         self._push_off = push_off
         self._last_push_off = False
@@ -82,7 +87,7 @@ class PokePublisher:
         self._worker: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         #: Names this process on the control channel (app_heartbeat, app_bye).
-        self.app_id = secrets.token_hex(8)
+        self.app_id = app_id or secrets.token_hex(8)
         self._seq = 0
         #: The latest poke per project whose publish failed, to be sent again once
         #: the path works; at most ``MAX_PENDING`` projects (oldest dropped first).
@@ -194,7 +199,9 @@ class PokePublisher:
             log.info(
                 "pokes published again after failures app=%s count=%d", self.app_id, len(resend)
             )
-        beat = control.app_heartbeat(self.app_id, seq, push_off=self._switched_off())
+        beat = control.app_heartbeat(
+            self.app_id, seq, push_off=self._switched_off(), client=self._client_name
+        )
         await self._publisher.publish(CONTROL_CHANNEL, beat)
 
     def _switched_off(self) -> bool:

@@ -91,5 +91,10 @@ class Subscriber(ABC):
     async def recent_revocations(self, since: float) -> list[bytes]:
         """Read back what :meth:`Publisher.record_revocation` kept (after ``since``)."""
 
+    async def client_names(self) -> set[str] | None:
+        """The names of the broker's client connections now; ``None`` where the
+        broker cannot tell (then a silent app is only forgotten with time)."""
+        return None
+
     @abstractmethod
     async def close(self) -> None: ...

@@ -33,12 +33,15 @@ return current
 SOCKET_TIMEOUT = 1.0
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str, client_name: str | None = None) -> redis.Redis:
+    """``client_name``: set on every connection (CLIENT SETNAME), so that others
+    can tell from CLIENT LIST whether this process still holds one."""
     return redis.Redis.from_url(
         url,
         socket_timeout=SOCKET_TIMEOUT,
         socket_connect_timeout=SOCKET_TIMEOUT,
         health_check_interval=30,
+        client_name=client_name,
     )
 
 
@@ -49,8 +52,10 @@ class RedisPublisher(Publisher):
         self._set_max = client.register_script(_SET_MAX)
 
     @classmethod
-    def from_url(cls, url: str, *, sharded: bool = False) -> RedisPublisher:
-        return cls(connect(url), sharded=sharded)
+    def from_url(
+        cls, url: str, *, sharded: bool = False, client_name: str | None = None
+    ) -> RedisPublisher:
+        return cls(connect(url, client_name), sharded=sharded)
 
     async def publish(self, channel: str, data: bytes) -> None:
         if self._sharded:
@@ -81,6 +86,11 @@ class RedisPublisher(Publisher):
     async def recent_revocations(self, since: float) -> list[bytes]:
         found = await self._redis.zrangebyscore(REVOCATIONS_KEY, f"({since}", "+inf")
         return [m for m in found if isinstance(m, bytes)]
+
+    async def client_names(self) -> set[str]:
+        """The names of the connections Redis holds now (CLIENT LIST)."""
+        clients = await self._redis.client_list()
+        return {str(c["name"]) for c in clients if c.get("name")}
 
     async def close(self) -> None:
         await self._redis.aclose()

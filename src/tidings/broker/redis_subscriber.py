@@ -114,6 +114,10 @@ class RedisSubscriber(Subscriber):
         async with asyncio.timeout(self._command_timeout):
             return await self._commands.recent_revocations(since)
 
+    async def client_names(self) -> set[str] | None:
+        async with asyncio.timeout(self._command_timeout):
+            return await self._commands.client_names()
+
     async def close(self) -> None:
         self._closed = True
         await stop_tasks((self._sync_task, self._task), self._command_timeout)

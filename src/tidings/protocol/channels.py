@@ -31,6 +31,12 @@ def link_channel(server: str) -> str:
 REVOCATIONS_KEY = f"{PREFIX}:revocations"
 
 
+def app_client_name(app: str) -> str:
+    """The Redis client name of an app process's connections (``app_heartbeat``'s
+    ``client``): push servers look for it in CLIENT LIST when the app goes silent."""
+    return f"{PREFIX}-app:{app}"
+
+
 def project_channel(project_id: int) -> str:
     """The channel that carries pokes for one project."""
     return f"{PREFIX}:project:{{{project_id}}}"

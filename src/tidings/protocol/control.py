@@ -27,6 +27,11 @@ says goodbye or is forgotten (push/apps.py). ``push`` is ``"off"`` while the
 app's kill switch turns push off for everyone (optional; anything else means
 on): push servers then report ``degraded`` too, so connected clients poll at
 once and learn it from the poll's advice, instead of at their long interval.
+``client`` (optional) is the Redis client name (CLIENT SETNAME) the app gives
+the connections that carry its pokes: a push server that finds the app silent
+and no connection of that name in CLIENT LIST knows the app is gone (its
+process died and the kernel closed its sockets), not cut off, and forgets it at
+once instead of after ``forget_after``.
 
 ``{"type": "app_bye", "app": "<id>"}``: the app process is shutting down on
 purpose; its silence from now on is not a fault.
@@ -36,7 +41,7 @@ Receivers ignore control messages of other types.
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 import orjson
 
@@ -52,6 +57,17 @@ MAX_APP_ID_CHARS = 64
 #: Control messages larger than this are ignored unparsed.
 MAX_CONTROL_MESSAGE_BYTES = 4096
 
+#: A Redis client name: at most this long, printable ASCII without spaces.
+MAX_CLIENT_NAME_CHARS = 128
+
+
+class AppBeat(NamedTuple):
+    app: str
+    seq: int
+    push_off: bool
+    #: The Redis client name of the connections carrying the app's pokes, if named.
+    client: str | None = None
+
 
 def link_heartbeat(server: str, seq: int) -> bytes:
     return orjson.dumps({"type": LINK_HEARTBEAT, "server": server, "seq": seq})
@@ -66,10 +82,18 @@ def revoke(user: int, project: int, at: float) -> bytes:
     return orjson.dumps({"type": REVOKE, "user": user, "project": project, "at": at})
 
 
-def app_heartbeat(app: str, seq: int, *, push_off: bool = False) -> bytes:
-    return orjson.dumps(
-        {"type": APP_HEARTBEAT, "app": app, "seq": seq, "push": "off" if push_off else "on"}
-    )
+def app_heartbeat(
+    app: str, seq: int, *, push_off: bool = False, client: str | None = None
+) -> bytes:
+    body: dict[str, Any] = {
+        "type": APP_HEARTBEAT,
+        "app": app,
+        "seq": seq,
+        "push": "off" if push_off else "on",
+    }
+    if client is not None:
+        body["client"] = client
+    return orjson.dumps(body)
 
 
 def app_bye(app: str) -> bytes:
@@ -136,16 +160,26 @@ def _app_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and 0 < len(value) <= MAX_APP_ID_CHARS
 
 
-def parse_app_heartbeat(data: bytes) -> tuple[str, int, bool] | None:
-    """``(app, seq, push_off)`` for an app heartbeat; ``None`` for anything else
-    (never raises)."""
+def _client_name(value: object) -> TypeGuard[str]:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_CLIENT_NAME_CHARS
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def parse_app_heartbeat(data: bytes) -> AppBeat | None:
+    """The heartbeat, or ``None`` for anything else (never raises). A ``client``
+    that is not a valid Redis client name is ignored, not the heartbeat."""
     body = _load(data, APP_HEARTBEAT)
     if body is None:
         return None
-    app, seq = body.get("app"), body.get("seq")
+    app, seq, client = body.get("app"), body.get("seq"), body.get("client")
     if not _app_id(app) or type(seq) is not int or not 0 <= seq < 2**53:
         return None
-    return app, seq, body.get("push") == "off"
+    return AppBeat(app, seq, body.get("push") == "off", client if _client_name(client) else None)
 
 
 def parse_app_bye(data: bytes) -> str | None:

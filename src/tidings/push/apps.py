@@ -12,10 +12,21 @@ The heartbeat also says whether the app's kill switch has push off: while a
 live app says so, the server reports ``degraded`` as well, which sends its
 clients to the poll (and so to the poll's advice) at once.
 
-Forgetting is what ends the degraded state after an app dies without a goodbye
-(kill -9, a lost host): ``forget_after`` is the longest a dead app keeps clients
-on the short poll interval. A partition longer than that looks the same as a
-dead app, and the server returns to ``ok`` while that app's pokes are still lost.
+An app that dies without a goodbye (kill -9, a crash, an OOM kill) is told
+apart from one cut off when its heartbeat names its Redis connections
+(``client``): the server then asks Redis which connections it holds, and an app
+with none left is gone (the kernel closed its sockets when the process died)
+and no longer waits to be forgotten (:meth:`AppWatch.gone`). It still counts
+as silent for ``gone_hold`` seconds from when it fell silent: a commit it made
+just before dying may never have been published, and one short-interval poll
+by every client (the short interval with jitter, which ``gone_hold`` must
+cover) finds it. A cut-off app's connections stay open on the Redis side (a
+partition carries no FIN), so it stays silent.
+Otherwise forgetting ends the degraded state: ``forget_after`` is the longest a
+dead app keeps clients on the short poll interval (a lost host, whose
+connections Redis holds until TCP keepalive notices). A partition longer than
+that looks the same as a dead app, and the server returns to ``ok`` while that
+app's pokes are still lost.
 """
 
 from __future__ import annotations
@@ -29,33 +40,59 @@ class AppWatch:
     """``silent(now)``: apps heard within ``forget_after`` seconds but not within
     ``deaf_after`` seconds; the server is degraded while there is any."""
 
-    def __init__(self, deaf_after: float, forget_after: float) -> None:
+    def __init__(self, deaf_after: float, forget_after: float, gone_hold: float = 0.0) -> None:
         if not 0 < deaf_after < forget_after:
             raise ValueError("need 0 < deaf_after < forget_after")
         self.deaf_after = deaf_after
         self.forget_after = forget_after
+        self.gone_hold = gone_hold
+        #: Apps found gone -> until when they still count as silent.
+        self._leaving: dict[str, float] = {}
         #: app id -> when it was last heard; insertion order is hearing order.
         self._heard: dict[str, float] = {}
         #: Apps whose latest heartbeat said push is switched off.
         self._off: set[str] = set()
+        #: app id -> the Redis client name its latest heartbeat gave.
+        self._clients: dict[str, str] = {}
 
-    def heard(self, app: str, now: float, *, push_off: bool = False) -> None:
+    def heard(
+        self, app: str, now: float, *, push_off: bool = False, client: str | None = None
+    ) -> None:
         self._heard.pop(app, None)
         self._heard[app] = now
+        self._leaving.pop(app, None)
         if push_off:
             self._off.add(app)
         else:
             self._off.discard(app)
+        if client is None:
+            self._clients.pop(app, None)
+        else:
+            self._clients[app] = client
         while len(self._heard) > MAX_APPS:
             self._drop(next(iter(self._heard)))
 
     def _drop(self, app: str) -> None:
         self._heard.pop(app, None)
         self._off.discard(app)
+        self._clients.pop(app, None)
 
     def bye(self, app: str) -> None:
         """The app shut down on purpose: its silence is no longer a fault."""
         self._drop(app)
+
+    def to_check(self, now: float) -> dict[str, str]:
+        """Silent apps whose connections can be looked for: app id -> client name."""
+        return {app: self._clients[app] for app in self.silent(now) if app in self._clients}
+
+    def gone(self, app: str) -> None:
+        """The broker holds no connection of this silent app: it died, it is not
+        cut off. Nothing more of it can be lost: its silence ends ``gone_hold``
+        after it began."""
+        at = self._heard.get(app)
+        self._drop(app)
+        if at is not None and len(self._leaving) < MAX_APPS:
+            self._leaving[app] = at + self.deaf_after + self.gone_hold
 
     def grace(self, now: float) -> None:
         """Our own link was down: what we did not hear meanwhile says nothing about
@@ -70,9 +107,16 @@ class AppWatch:
             self._drop(app)
 
     def silent(self, now: float) -> list[str]:
-        """Recently heard apps that have been quiet longer than ``deaf_after``."""
+        """Recently heard apps that have been quiet longer than ``deaf_after``, and
+        apps found gone less than ``gone_hold`` after they fell silent."""
         self._forget(now)
-        return [app for app, at in self._heard.items() if now - at > self.deaf_after]
+        quiet = [app for app, at in self._heard.items() if now - at > self.deaf_after]
+        if self._leaving:
+            for app, until in list(self._leaving.items()):
+                if now >= until:
+                    del self._leaving[app]
+            quiet += self._leaving
+        return quiet
 
     def switched_off(self, now: float) -> bool:
         """Whether an app heard within ``deaf_after`` says push is switched off

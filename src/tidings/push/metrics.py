@@ -20,6 +20,7 @@ class Counters:
     """Monotonic counts; incremented in place by the hub, the server and the link."""
 
     __slots__ = (
+        "apps_gone",
         "audits",
         "broker_invalid",
         "broker_reconnects",
@@ -40,6 +41,7 @@ class Counters:
     )
 
     def __init__(self) -> None:
+        self.apps_gone = 0
         self.audits = 0
         self.broker_invalid = 0
         self.broker_reconnects = 0
@@ -79,6 +81,8 @@ _HELP = {
     "broker_reconnects": "Broker subscription reconnect attempts",
     "connections_refused": "Connections refused (full, rate-limited, draining, bad origin)",
     "version_reads_failed": "Failed version-key reads (recovery skipped until the link is ok)",
+    "apps_gone": "Silent app processes dropped at once because Redis held no connection "
+    "of theirs (they died; a cut-off app's connections stay)",
     "audits": "Audits run: every watched project compared with its version key "
     "(watchers found behind are counted in recovery_pokes)",
 }

@@ -80,7 +80,12 @@ class PushServer:
         self._hub: Hub | None = None
         self._ctx: PushContext | None = None
         self._link: LinkMonitor | None = None
-        self._apps = AppWatch(settings.app_deaf_after, settings.app_forget_after)
+        self._apps = AppWatch(
+            settings.app_deaf_after, settings.app_forget_after, settings.app_gone_hold
+        )
+        #: Apps dropped as gone, until _log_apps has seen them leave the silent list.
+        self._gone: set[str] = set()
+        self._next_app_check = 0.0
         #: The apps last reported silent (a change is logged once).
         self._silent: list[str] = []
         #: Degraded only because an app says push is switched off (see /readyz).
@@ -209,8 +214,12 @@ class PushServer:
         if channel == CONTROL_CHANNEL:
             app_beat = control.parse_app_heartbeat(data)
             if app_beat is not None:
-                app, _seq, push_off = app_beat
-                self._apps.heard(app, self.context.now(), push_off=push_off)
+                self._apps.heard(
+                    app_beat.app,
+                    self.context.now(),
+                    push_off=app_beat.push_off,
+                    client=app_beat.client,
+                )
                 self._judge_link()
                 return
             bye = control.parse_app_bye(data)
@@ -308,8 +317,41 @@ class PushServer:
         for app in sorted(after - before):
             emit(log, logging.WARNING, "app_silent", app=app, after=self.settings.app_deaf_after)
         for app in sorted(before - after):
+            if app in self._gone:
+                self._gone.discard(app)  # logged as app_gone
+                continue
             event = "app_heard" if app in self._apps else "app_forgotten"
             emit(log, logging.INFO, event, app=app)
+
+    def _check_apps(self, now: float) -> None:
+        """At most every ``app_check_interval``, while an app is silent and named
+        its connections: does Redis still hold one? (push/apps.py)"""
+        if now < self._next_app_check:
+            return
+        wanted = self._apps.to_check(now)
+        if not wanted:
+            return
+        self._next_app_check = now + self.settings.app_check_interval
+        self._background_task(self._look_for_apps(wanted))
+
+    async def _look_for_apps(self, wanted: dict[str, str]) -> None:
+        try:
+            async with asyncio.timeout(self.settings.broker_timeout):
+                names = await self.subscriber.client_names()
+        except Exception as exc:
+            emit(log, logging.DEBUG, "app_check_failed", error=repr(exc))
+            return
+        if names is None:
+            return
+        still = self._apps.to_check(self.context.now())
+        for app, client in wanted.items():
+            # Heard again while CLIENT LIST was on its way: not gone after all.
+            if client not in names and still.get(app) == client:
+                self._apps.gone(app)
+                self._gone.add(app)
+                self.counters.apps_gone += 1
+                emit(log, logging.WARNING, "app_gone", app=app, client=client)
+        self._judge_link()
 
     async def _replay_revocations(self) -> None:
         hub = self.hub
@@ -421,6 +463,7 @@ class PushServer:
                 next_audit = now + settings.audit_interval
                 self._audit(now)
             self.hub.tick(now)
+            self._check_apps(now)
             self._judge_link()
             if self._drained is not None and len(self.hub) == 0:
                 self._drained.set()

@@ -100,6 +100,18 @@ class PushSettings:
     #: short poll interval. A partition longer than this looks like a dead app.
     app_forget_after: float = 30.0
 
+    #: While an app is silent and its heartbeat named its Redis connections, the
+    #: server asks Redis (CLIENT LIST) this often whether it still holds one; an
+    #: app with none is gone and stops keeping the server ``degraded``.
+    app_check_interval: float = 1.0
+
+    #: An app found gone still keeps the server ``degraded`` until this long after
+    #: it fell silent, so every client polls once after it died (a commit it made
+    #: just before may never have been published). Set it to the app's short
+    #: poll interval with jitter (``fallback_interval * (1 + jitter)``, 6 s by
+    #: default); 0 ends the degraded state as soon as the app is found gone.
+    app_gone_hold: float = 6.0
+
     #: Timeout of every broker command (version reads, heartbeat publishes).
     broker_timeout: float = 1.0
 
@@ -162,6 +174,8 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> PushS
         "TIDINGS_PUSH_HANDSHAKE_TIMEOUT": ("handshake_timeout", float),
         "TIDINGS_PUSH_APP_DEAF_AFTER": ("app_deaf_after", float),
         "TIDINGS_PUSH_APP_FORGET_AFTER": ("app_forget_after", float),
+        "TIDINGS_PUSH_APP_CHECK_INTERVAL": ("app_check_interval", float),
+        "TIDINGS_PUSH_APP_GONE_HOLD": ("app_gone_hold", float),
         "TIDINGS_PUSH_AUDIT_INTERVAL": ("audit_interval", float),
     }
     changes: dict[str, object] = {}
