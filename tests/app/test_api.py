@@ -156,7 +156,20 @@ async def test_multi_project_poll(stack: Stack) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["since=-1", "since=abc", "limit=0", "limit=501", "limit=-5", f"since={2**80}", "since=1.5"],
+    [
+        "since=-1",
+        "since=abc",
+        "limit=0",
+        "limit=501",
+        "limit=-5",
+        f"since={2**80}",
+        "since=1.5",
+        "since=%2B3",
+        "since=%203",
+        "since=3%20",
+        "limit=%2B5",
+        "since=%D9%A3",
+    ],
 )
 async def test_bad_poll_parameters_are_400(stack: Stack, query: str) -> None:
     p = await make_project(stack)

@@ -26,6 +26,7 @@ from tidings.app.polling import (
     MAX_POLL_PROJECTS,
     MAX_PROJECT_ID,
     MAX_SINCE,
+    query_int,
 )
 from tidings.app.routes.responses import JSON
 from tidings.app.services import Services
@@ -35,16 +36,6 @@ _EVENTS = re.compile(r"/api/projects/([0-9]{1,16})/events")
 
 #: Longest query string read; longer ones get 400 (the documented limits fit).
 MAX_QUERY_BYTES = 4096
-
-
-def _int(values: dict[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = values.get(name)
-    if raw is None:
-        return default
-    # isascii(): str.isdigit() also takes "٣" and "²" (the documented route refuses them).
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or not low <= int(raw) <= high:
-        raise BadRequest(f"{name}: must be an integer from {low} to {high}", field=name)
-    return int(raw)
 
 
 class FastPoll:
@@ -74,8 +65,8 @@ class FastPoll:
                 if not 1 <= project_id <= MAX_PROJECT_ID:
                     raise BadRequest("project_id out of range", field="project_id")
                 values = dict(pairs)
-                since = _int(values, "since", 0, 0, MAX_SINCE)
-                limit = _int(values, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+                since = query_int(values, "since", 0, 0, MAX_SINCE)
+                limit = query_int(values, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
                 response = await poller.respond_one(
                     request, project_id, since, limit, request.headers.get("if-none-match")
                 )
@@ -83,7 +74,7 @@ class FastPoll:
                 targets = [v for k, v in pairs if k == "p"]
                 if len(targets) > MAX_POLL_PROJECTS:
                     raise BadRequest(f"at most {MAX_POLL_PROJECTS} projects per poll", field="p")
-                limit = _int(dict(pairs), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+                limit = query_int(dict(pairs), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
                 response = await poller.respond_many(request, targets, limit)
         except TidingsError as exc:
             response = JSON(exc.body(), status_code=exc.status)

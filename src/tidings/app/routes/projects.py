@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from starlette.responses import Response
 
-from tidings.app.polling import DEFAULT_LIMIT, MAX_LIMIT, MAX_SINCE, version_headers
+from tidings.app.polling import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_SINCE,
+    query_int,
+    version_headers,
+)
 from tidings.app.routes.responses import JSON, errors
 from tidings.app.schemas import CommandResult, NewProject, PollOut, ProjectList, Snapshot
 from tidings.app.services import Services, services
@@ -97,6 +103,10 @@ async def events_since(
     if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> Response:
     """The poll: events after ``since``, the current version and the server's advice."""
+    # The declared types document the parameters; the values are read by the same
+    # rule as the fast path's (int() would also take "+3" and " 3").
+    since = query_int(request.query_params, "since", 0, 0, MAX_SINCE)
+    limit = query_int(request.query_params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     return await s.poller.respond_one(request, project_id, since, limit, if_none_match)
 
 
