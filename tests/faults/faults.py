@@ -28,7 +28,7 @@ import orjson
 
 from tests.faults.crowd import digest
 from tests.faults.topology import ROOT, Intervals, Topology, until
-from tests.integration.stack import START_TIMEOUT
+from tests.integration.stack import START_TIMEOUT, Proc
 
 #: Bound on one writer's command (the app behind haproxy answers within a second
 #: when healthy; a restart may hold a request a little longer).
@@ -257,14 +257,17 @@ class Run:
         await asyncio.sleep(self.config.intervals.heartbeat + 0.5)
         return time.time()
 
-    async def kill9_push(self, w: FaultWindow) -> None:
-        push = self.topo.pushes[0]
-        await push.kill()
-        w.notes["killed"] = push.name
-        # Overlapping: an app process restarts while the push server is down.
+    async def kill9(self, w: FaultWindow, proc: Proc, wait: Callable[[], Awaitable[None]]) -> None:
+        """SIGKILL, a second down, then started again and waited for."""
+        await proc.kill()
+        w.notes["killed"] = proc.name
         await asyncio.sleep(1.0)
-        push.start()
-        await self.topo.wait_push(0)
+        proc.start()
+        await wait()
+
+    async def kill9_push(self, w: FaultWindow) -> None:
+        # Overlapping: an app process restarts while the push server is down.
+        await self.kill9(w, self.topo.pushes[0], lambda: self.topo.wait_push(0))
 
     async def app_restart(self, w: FaultWindow) -> None:
         """SIGTERM: uvicorn finishes in-flight requests (up to 10 s), then the publisher
@@ -285,12 +288,7 @@ class Run:
         its queued pokes lost. Push servers find its Redis connections gone and
         stay degraded only one short interval (push/apps.py); the requests it held
         are retried by haproxy on the other app."""
-        app = self.topo.apps[1]
-        await app.kill()
-        w.notes["killed"] = app.name
-        await asyncio.sleep(1.0)
-        app.start()
-        await self.topo.wait_app(1)
+        await self.kill9(w, self.topo.apps[1], lambda: self.topo.wait_app(1))
 
     async def connections(self, n: int) -> float:
         figures = await self.topo.metrics(self.topo.push_ports[n])

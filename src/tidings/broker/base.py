@@ -58,21 +58,18 @@ class Subscriber(ABC):
     the desired state, replayed on every reconnect.
     """
 
-    #: True if ``start``'s ``on_subscribed`` is called for every channel each
-    #: time its subscription becomes live (reconnects included).
+    #: True if ``on_subscribed`` is called for every channel each time its
+    #: subscription becomes live (reconnects included).
     confirms_subscriptions = False
 
+    #: Set before ``start``. It matters where a subscription takes effect later
+    #: than ``subscribe`` returns (Redis): a version read made before then can
+    #: miss a commit published in between, so the reader reads again once it is
+    #: live. A broker whose subscriptions take effect at once never calls it.
+    on_subscribed: SubscribedHandler | None = None
+
     @abstractmethod
-    def start(
-        self,
-        on_message: MessageHandler,
-        on_link: LinkHandler,
-        on_subscribed: SubscribedHandler | None = None,
-    ) -> None:
-        """``on_subscribed`` matters where a subscription takes effect later than
-        ``subscribe`` returns (Redis): a version read made before then can miss a
-        commit published in between, so the reader reads again once it is live.
-        A broker whose subscriptions take effect at once need not call it."""
+    def start(self, on_message: MessageHandler, on_link: LinkHandler) -> None: ...
 
     @abstractmethod
     def subscribe(self, channel: str) -> None: ...

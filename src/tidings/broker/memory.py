@@ -16,7 +16,6 @@ from tidings.broker.base import (
     LinkHandler,
     MessageHandler,
     Publisher,
-    SubscribedHandler,
     Subscriber,
 )
 
@@ -63,13 +62,7 @@ class MemorySubscriber(Subscriber):
         self._channels: set[str] = set()
         self._on_message: MessageHandler | None = None
 
-    def start(
-        self,
-        on_message: MessageHandler,
-        on_link: LinkHandler,
-        on_subscribed: SubscribedHandler | None = None,
-    ) -> None:
-        # Subscriptions take effect in ``subscribe`` itself: ``on_subscribed`` is not needed.
+    def start(self, on_message: MessageHandler, on_link: LinkHandler) -> None:
         self._on_message = on_message
         asyncio.get_running_loop().call_soon(on_link, True)
 

@@ -21,7 +21,7 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from tidings.broker.base import LinkHandler, MessageHandler, SubscribedHandler, Subscriber
+from tidings.broker.base import LinkHandler, MessageHandler, Subscriber
 from tidings.broker.redis_publisher import RedisPublisher, connect
 from tidings.tasks import stop_tasks
 
@@ -72,7 +72,6 @@ class RedisSubscriber(Subscriber):
         self._task: asyncio.Task[None] | None = None
         self._on_message: MessageHandler | None = None
         self._on_link: LinkHandler | None = None
-        self._on_subscribed: SubscribedHandler | None = None
         self._commands = RedisPublisher(connect(url), sharded=sharded)
         self._closed = False
         #: Reconnect attempts since start (a metric).
@@ -81,15 +80,9 @@ class RedisSubscriber(Subscriber):
 
     # -- Subscriber ------------------------------------------------------------
 
-    def start(
-        self,
-        on_message: MessageHandler,
-        on_link: LinkHandler,
-        on_subscribed: SubscribedHandler | None = None,
-    ) -> None:
+    def start(self, on_message: MessageHandler, on_link: LinkHandler) -> None:
         self._on_message = on_message
         self._on_link = on_link
-        self._on_subscribed = on_subscribed
         self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-subscriber")
 
     def subscribe(self, channel: str) -> None:
@@ -202,10 +195,10 @@ class RedisSubscriber(Subscriber):
             if kind in (b"message", "message", b"smessage", "smessage"):
                 if self._on_message is not None:
                     self._on_message(_text(message["channel"]), message["data"])
-            elif kind in _CONFIRMATIONS and self._on_subscribed is not None:
+            elif kind in _CONFIRMATIONS and self.on_subscribed is not None:
                 # SUBSCRIBE is sent without waiting; this confirmation is when
                 # the channel is live (it travels on this connection, in order).
-                self._on_subscribed(_text(message["channel"]))
+                self.on_subscribed(_text(message["channel"]))
 
     def _kick(self) -> None:
         if self._pubsub is None or (self._sync_task is not None and not self._sync_task.done()):

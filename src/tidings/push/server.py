@@ -157,7 +157,8 @@ class PushServer:
         self.port = int(self._server.sockets[0].getsockname()[1])
         self.subscriber.subscribe(CONTROL_CHANNEL)
         self.subscriber.subscribe(self.link_channel)
-        self.subscriber.start(self._on_message, self._on_link, self._on_subscribed)
+        self.subscriber.on_subscribed = self._on_subscribed
+        self.subscriber.start(self._on_message, self._on_link)
         self._tasks = [
             loop.create_task(self._ticker(), name="tidings-push-tick"),
             loop.create_task(self._version_reader(), name="tidings-push-versions"),
