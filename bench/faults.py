@@ -2,12 +2,13 @@
 
 The topology (tests/faults/topology.py): its own redis-server, a fresh PostgreSQL
 database, two ``tidings app`` and two ``tidings push`` processes behind haproxy,
-client processes of mixed WebSocket and SSE ``SyncClient``s watching a few dozen
-projects, writers committing a steady stream of changes. The faults, in order
-(tests/faults/faults.py): kill -9 of a push server overlapped by an app restart;
-a rolling restart of every push server (SIGTERM drain); a Redis restart; Redis
-paused (SIGSTOP) for 30 s; pokes black-holed between the apps and Redis, with one
-client's network stalled meanwhile; the kill switch off, then on. Prints the
+client processes of ``SyncClient``s on WebSocket, SSE and Socket.IO in turn
+watching a few dozen projects, writers committing a steady stream of changes.
+The faults, in order (tests/faults/faults.py): kill -9 of a push server
+overlapped by an app restart; a rolling restart of every push server (SIGTERM
+drain); a Redis restart; Redis paused (SIGSTOP) for 30 s; pokes black-holed
+between the apps and Redis, with one client's network stalled meanwhile; the
+kill switch off, then on; kill -9 of an app process. Prints the
 per-fault table, writes bench/results/faults.json and .png, and exits 1 if any
 promise was broken (tests/faults/observe.py lists them).
 
