@@ -30,8 +30,9 @@ once and learn it from the poll's advice, instead of at their long interval.
 ``client`` (optional) is the Redis client name (CLIENT SETNAME) the app gives
 the connections that carry its pokes: a push server that finds the app silent
 and no connection of that name in CLIENT LIST knows the app is gone (its
-process died and the kernel closed its sockets), not cut off, and forgets it at
-once instead of after ``forget_after``.
+process died and the kernel closed its sockets), not cut off, and stops
+waiting for it one short poll interval after its silence began instead of
+after ``forget_after`` (push/apps.py).
 
 ``{"type": "app_bye", "app": "<id>"}``: the app process is shutting down on
 purpose; its silence from now on is not a fault.
