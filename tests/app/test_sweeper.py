@@ -241,6 +241,36 @@ async def test_a_restarted_sweeper_heals_what_its_predecessor_left_in_the_window
     assert (await w.key(old), await w.key(recent)) == (None, 2)
 
 
+async def test_a_commit_visible_only_after_the_first_cursor_passed_it_is_healed_later(
+    w: World,
+) -> None:
+    """A transaction that commits seconds after taking its timestamp (or an app
+    whose clock is behind): by the time it is visible, the first cursor has moved
+    past that timestamp. The trailing cursor, 30 s behind, still finds it."""
+    pid, mover = await w.project(), await w.project()
+    t0 = w.clock.now
+    sweeper = w.sweeper(grace=2.0, trailing=30.0)
+    w.clock.advance(10)
+    await w.commit_unpublished(mover)
+    w.clock.advance(3)
+    assert await sweeper.sweep() == 2  # both projects; mover healed, position at t0 + 10
+    pokes = await pokes_on(w, pid)
+
+    # Committed now, stamped t0 + 5: behind the first cursor.
+    w.clock.now = t0 + 5
+    version, ts = await w.commit_unpublished(pid)
+    w.clock.now = t0 + 13
+    assert await sweeper.sweep() == 0
+    await pokes.none()
+    assert await w.key(pid) == 1
+
+    w.clock.advance(30)
+    await sweeper.sweep()
+    assert await pokes.next() == Poke(pid, version, ts)
+    assert await w.key(pid) == version
+    await pokes.none()
+
+
 async def test_a_pass_reads_at_most_a_batch_and_the_next_continues(w: World) -> None:
     pids = [await w.project() for _ in range(5)]
     for pid in pids:

@@ -6,7 +6,8 @@ its watchers would learn of the change only by polling. Every ``interval`` each
 app process walks the projects changed since its last pass (``projects.updated_at``,
 indexed), compares each with its version key, and for every key that is behind
 (or missing) raises the key and publishes the usual poke, without events
-(clients poll on the gap). It does not judge push servers' delivery: a key that
+(clients poll on the gap). A second cursor walks the same changes 30 s later,
+for a commit that became visible only after the first had passed its timestamp. It does not judge push servers' delivery: a key that
 is right but whose poke a push server missed is their audit's job (push/server.py).
 """
 
@@ -34,8 +35,14 @@ DEFAULT_INTERVAL = 15.0
 #: be queued: a poke a few milliseconds late must not be sent twice. It is also
 #: the slack for a transaction that commits after taking its timestamp and for
 #: app processes' clocks disagreeing; a commit later than that by more (the
-#: position has moved past it) waits for its project's next change or a poll.
+#: position has moved past it) is found by the trailing pass.
 DEFAULT_GRACE = 2.0
+
+#: A second cursor walks the same changes this much later, for commits that
+#: became visible after the first had passed their timestamp (a transaction
+#: slow to commit, app clocks apart by more than ``grace``). Under the version
+#: keys' 60 s lifetime, so a key its publisher did write is still there to agree.
+DEFAULT_TRAILING = 30.0
 
 #: At start-up the walk begins this far back (seconds), so a process that replaces
 #: one that crashed heals what that one left unpublished.
@@ -62,6 +69,7 @@ class Sweeper:
         interval: float = DEFAULT_INTERVAL,
         grace: float = DEFAULT_GRACE,
         window: float = DEFAULT_WINDOW,
+        trailing: float = DEFAULT_TRAILING,
         batch: int = DEFAULT_BATCH,
         timeout: float = STEP_TIMEOUT,
         clock: Callable[[], float] = time.time,
@@ -77,8 +85,11 @@ class Sweeper:
         #: Wall-clock time, like the commit times it is compared with.
         self._clock = clock
         self._rand = rand
-        #: ``(commit time, project id)`` of the last change compared.
+        self._trailing = trailing
+        #: ``(commit time, project id)`` of the last change compared, by the
+        #: first pass and by the trailing one.
         self.position: tuple[float, int] = (clock() - window, 0)
+        self.trailing_position = self.position
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -102,23 +113,38 @@ class Sweeper:
             await asyncio.sleep(BUSY_PAUSE if read >= self._batch else self.interval)
 
     async def sweep(self) -> int:
-        """One pass; returns how many changes were read. Never raises: a failure
-        is logged and counted, and the next pass starts where this one stopped."""
-        upto = self._clock() - self._grace
+        """One pass of each cursor; returns the most changes either read. Never
+        raises: a failure is logged and counted, and the next pass starts where
+        this one stopped."""
+        now = self._clock()
+        read, self.position = await self._walk(self.position, now - self._grace)
+        if read < 0:
+            return 0  # the pass ends at the first failure
+        late, self.trailing_position = await self._walk(
+            self.trailing_position, now - self._trailing
+        )
+        return max(read, late)
+
+    async def _walk(
+        self, position: tuple[float, int], upto: float
+    ) -> tuple[int, tuple[float, int]]:
+        """Compare (and heal) the changes after ``position`` up to ``upto``, one
+        batch; returns how many were read (-1 on a failure) and the position
+        reached."""
         try:
             async with asyncio.timeout(self._timeout):
-                changes = await self._store.changed(self.position, upto, self._batch)
+                changes = await self._store.changed(position, upto, self._batch)
         except Exception as exc:
             self._failed("store", exc)
-            return 0
+            return -1, position
         if not changes:
-            return 0
+            return 0, position
         try:
             async with asyncio.timeout(self._timeout):
                 keys = await self._publisher.get_versions([c.project_id for c in changes])
         except Exception as exc:
             self._failed("get_versions", exc)
-            return 0
+            return -1, position
         self._metrics.sweeper_checked.inc(len(changes))
         healed: list[str] = []
         try:
@@ -132,15 +158,15 @@ class Sweeper:
                             await self._heal(change)
                     except Exception as exc:
                         self._failed("heal", exc)
-                        return 0
+                        return -1, position
                     self._metrics.sweeper_healed.inc()
                     healed.append(f"{change.project_id}:{key}->{change.version}")
-                self.position = (change.ts, change.project_id)
+                position = (change.ts, change.project_id)
         finally:
             if healed:
                 # One line a pass; after a restart a pass may heal hundreds.
                 log.info("sweeper healed count=%d first=%s", len(healed), " ".join(healed[:10]))
-        return len(changes)
+        return len(changes), position
 
     async def _heal(self, change: Change) -> None:
         """What the committing process would have done: the key first (a push server
