@@ -7,8 +7,9 @@ app process walks the projects changed since its last pass (``projects.updated_a
 indexed), compares each with its version key, and for every key that is behind
 (or missing) raises the key and publishes the usual poke, without events
 (clients poll on the gap). A second cursor walks the same changes 30 s later,
-for a commit that became visible only after the first had passed its timestamp. It does not judge push servers' delivery: a key that
-is right but whose poke a push server missed is their audit's job (push/server.py).
+for a commit that became visible only after the first had passed its
+timestamp. It does not judge push servers' delivery: a key that is right but
+whose poke a push server missed is their audit's job (push/server.py).
 """
 
 from __future__ import annotations
