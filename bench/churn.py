@@ -47,6 +47,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fanout import cpu_sched, free_port, git_state, log, rss_kb, start_redis, stop_process
 from fanout_load import IP_BIND_ADDRESS_NO_PORT, client_frame
+from lib.crowd import Counters, HttpConn, HttpError
 from machine import describe
 from report import save
 
@@ -65,21 +66,6 @@ SIO_PATH = "/socket.io/?EIO=4"
 #: pingTimeout (25 + 20 s, push/sio/engineio.py); the settling waits that long.
 SETTLE_S = 30.0
 SETTLE_ABANDONED_S = 60.0
-
-
-async def http_body(reader: asyncio.StreamReader) -> bytes:
-    """One HTTP/1.1 response's body (Content-Length framed); raises on a non-200."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = head.split(b" ", 2)[1]
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    body = await reader.readexactly(length)
-    if status != b"200":
-        raise ConnectionError(f"HTTP {status.decode()}: {body[:200]!r}")
-    return body
 
 
 def raise_nofile() -> None:
@@ -184,32 +170,30 @@ class Churn:
     def sio_connect(self, project: int) -> str:
         return "40" + json.dumps({"token": self.token, "projects": {str(project): 0}})
 
-    async def polling(self, i: int, reader: asyncio.StreamReader, writer: Any) -> None:
+    async def polling(self, i: int, http: HttpConn) -> None:
         """Socket.IO over Engine.IO long-polling on one keep-alive connection:
         handshake, CONNECT, GET until ``subscribed``; then a close packet
         (polite), or nothing, leaving the session to the ping timeout."""
         host = f"Host: 127.0.0.1:{self.port}\r\n"
-        writer.write(f"GET {SIO_PATH}&transport=polling HTTP/1.1\r\n{host}\r\n".encode())
-        opened = await http_body(reader)
-        sid = json.loads(opened[1:])["sid"]
-        path = f"{SIO_PATH}&transport=polling&sid={sid}"
 
-        def post(body: str) -> bytes:
-            return (
-                f"POST {path} HTTP/1.1\r\n{host}Content-Type: text/plain;charset=UTF-8\r\n"
-                f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
-            ).encode()
+        async def request(method: str, path: str, text: str = "") -> bytes:
+            body = text.encode()
+            head = f"{method} {path} HTTP/1.1\r\n{host}"
+            if body:
+                head += f"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {len(body)}\r\n"
+            status, _, answer, _ = await http.exchange(f"{head}\r\n".encode(), body, Counters())
+            if status != 200:
+                raise ConnectionError(f"HTTP {status}: {answer[:200]!r}")
+            return answer
 
-        writer.write(post(self.sio_connect(self.base + i % PROJECTS)))
-        await http_body(reader)
-        got = b""
-        while b'"subscribed"' not in got:
-            writer.write(f"GET {path} HTTP/1.1\r\n{host}\r\n".encode())
-            got = await http_body(reader)
+        opened = await request("GET", f"{SIO_PATH}&transport=polling")
+        path = f"{SIO_PATH}&transport=polling&sid={json.loads(opened[1:])['sid']}"
+        await request("POST", path, self.sio_connect(self.base + i % PROJECTS))
+        while b'"subscribed"' not in await request("GET", path):
+            pass
         if self.abandon_polling and i % 16 == 15:
             return
-        writer.write(post("1"))
-        await http_body(reader)
+        await request("POST", path, "1")
 
     async def cycle(self, i: int) -> None:
         loop = asyncio.get_running_loop()
@@ -222,7 +206,7 @@ class Churn:
             await loop.sock_connect(sock, ("127.0.0.1", self.port))
             reader, writer = await asyncio.open_connection(sock=sock, limit=65536)
             if i % 8 == 7:
-                await self.polling(i, reader, writer)
+                await self.polling(i, HttpConn(reader, writer))
                 return
             writer.write(self.request(i))
             await reader.readuntil(b'"subscribed"')
@@ -247,6 +231,7 @@ class Churn:
                 TimeoutError,
                 asyncio.IncompleteReadError,
                 asyncio.LimitOverrunError,
+                HttpError,
             ) as exc:
                 kind = type(exc).__name__
                 self.failed[kind] = self.failed.get(kind, 0) + 1
