@@ -49,7 +49,7 @@ from fanout import cpu_sched, free_port, git_state, log, rss_kb, start_redis, st
 from fanout_load import IP_BIND_ADDRESS_NO_PORT, client_frame
 from lib.crowd import Counters, HttpConn, HttpError
 from machine import describe
-from report import save
+from report import finish, print_goals, pyplot, save
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -74,18 +74,33 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def start_push(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "tidings", "push", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--max-connections", "19500", "--log-level", "WARNING"]
-    with open(log_path, "wb") as logfile:  # a file: a pipe nobody reads would stall it
+def spawn_logged(
+    cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A server process in its own session, allowed every file it may open, its
+    stderr in ``log_path``: a file, as a pipe nobody reads would stall it."""
+    with open(log_path, "wb") as logfile:
         return subprocess.Popen(
             cmd,
+            cwd=cwd,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=logfile,
             start_new_session=True,
             preexec_fn=raise_nofile,
         )
+
+
+def start_push(
+    port: int,
+    env: dict[str, str],
+    log_path: Path,
+    max_conn: int = 19_500,
+    extra: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "tidings", "push", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--max-connections", str(max_conn), "--log-level", "WARNING", *extra]
+    return spawn_logged(cmd, log_path, env)
 
 
 def ready(port: int) -> bool:
@@ -408,10 +423,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     samples = data["samples"]
     xs = [s["cycles"] / 1000 for s in samples]
@@ -430,18 +442,13 @@ def plot(data: dict[str, Any], path: Path) -> None:
     axes[0].axvline(
         data["after_warmup"]["cycles"] / 1000, color="gray", linestyle="--", linewidth=1
     )
-    m = data["machine"]
-    fig.suptitle(
+    title = (
         f"{data['cycles']:,} connect/subscribe/disconnect cycles, {data['concurrency']} at once, "
         f"{data['cycles_per_s']:.0f}/s: RSS drift {data['rss_drift_percent']:+.2f}%, fds "
         f"{data['after_warmup']['fds']}->{data['end']['fds']}, tasks "
-        f"{data['after_warmup']['tasks']}->"
-        f"{data['end']['tasks']}; {m['cpu']}, load {m['load_average_at_start']} (shared machine)",
-        fontsize=10,
+        f"{data['after_warmup']['tasks']}->{data['end']['tasks']}"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish(fig, path, title, data["machine"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -475,8 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{data['after_warmup']['tasks']} (warm) -> {data['end']['tasks']}; Redis connections "
         f"{data['after_warmup']['redis_connections']} (warm) -> {data['end']['redis_connections']}"
     )
-    for goal in data["goals"]:
-        print(f"goal: {goal['goal']}: {'met' if goal['met'] else 'MISSED'}")
+    print_goals(data)
     save(data, args.out, plot, indent=1)
     return 0
 

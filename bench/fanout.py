@@ -47,8 +47,9 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lib.stack import free_port
 from machine import describe
-from report import save
+from report import finish, pyplot, save
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -99,12 +100,6 @@ DESCRIPTIONS = {
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- /proc -------------------------------------------------------------------
@@ -959,10 +954,7 @@ def markdown(results: dict[str, Any], table: dict[str, Any]) -> str:
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     results = {n: r for n, r in data["results"].items() if "cpu_us_per_conn_poke" in r}
     if not results:
@@ -1001,9 +993,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
         f"server on 1 core, generators on another; {m['cpu']}, load {m['load_average_at_start']}",
         fontsize=10,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish(fig, path)
 
 
 # -- main --------------------------------------------------------------------

@@ -35,16 +35,17 @@ VERSION = re.compile(rb'"version":(\d+)[^\d]')
 MASK = b"\x00\x00\x00\x00"  # a zero mask is valid (RFC 6455 5.3) and leaves the payload as is
 
 
-def client_frame(text: str) -> bytes:
-    """A masked client text frame."""
-    payload = text.encode()
+def client_frame(payload: str | bytes, opcode: int = 0x1) -> bytes:
+    """A masked client frame (text unless ``opcode`` says otherwise)."""
+    if isinstance(payload, str):
+        payload = payload.encode()
     n = len(payload)
     if n < 126:
-        head = bytes((0x81, 0x80 | n))
+        head = bytes((0x80 | opcode, 0x80 | n))
     elif n < 65536:
-        head = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
     else:
-        head = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
     return head + MASK + payload
 
 

@@ -1,18 +1,25 @@
 """Fault injection at full size: 500+ clients through every fault, with every assertion.
 
-The topology (tests/faults/topology.py): its own redis-server, a fresh PostgreSQL
+The topology (tidings/testing/topology.py): its own redis-server, a fresh PostgreSQL
 database, two ``tidings app`` and two ``tidings push`` processes behind haproxy,
 client processes of ``SyncClient``s on WebSocket, SSE and Socket.IO in turn
 watching a few dozen projects, writers committing a steady stream of changes.
-The faults, in order (tests/faults/faults.py): kill -9 of a push server
+The faults, in order (tidings/testing/faults/run.py): kill -9 of a push server
 overlapped by an app restart; a rolling restart of every push server (SIGTERM
 drain); a Redis restart; Redis paused (SIGSTOP) for 30 s; pokes black-holed
 between the apps and Redis, with one client's network stalled meanwhile; the
 kill switch off, then on; kill -9 of an app process. Prints the
 per-fault table, writes bench/results/faults.json and .png, and exits 1 if any
-promise was broken (tests/faults/observe.py lists them).
+promise was broken (tidings/testing/faults/observe.py lists them).
 
     .venv/bin/python bench/faults.py [--clients 500] [--projects 30] [--pause 30]
+
+With ``--cluster`` the same stack runs on a throwaway Redis Cluster of 3
+masters and 3 replicas, sharded (tidings/testing/faults/cluster.py): the faults that act
+on a single Redis give way to kill -9 of the master serving the most watched
+projects; the table has the same columns (bench/results/faults-cluster.*).
+
+    .venv/bin/python bench/faults.py --cluster [--cluster-port 7600] [--clients 500]
 
 The CI-sized run is tests/faults/test_faults.py.
 """
@@ -32,13 +39,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import describe  # noqa: E402
-from tests.faults.faults import Config, Run  # noqa: E402
-from tests.faults.observe import Row, judge, table  # noqa: E402
-from tests.faults.topology import Intervals  # noqa: E402
+from report import finish, pyplot  # noqa: E402
+
+from tidings.testing.faults.cluster import ClusterRun  # noqa: E402
+from tidings.testing.faults.observe import Row, judge, table  # noqa: E402
+from tidings.testing.faults.run import Config, Run  # noqa: E402
+from tidings.testing.topology import Intervals  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PG_ADMIN = os.environ.get("TIDINGS_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -51,10 +61,7 @@ def staleness_series(result: dict[str, Any]) -> list[tuple[float, float]]:
 
 
 def plot(result: dict[str, Any], rows: list[Row], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     t0 = result["started_at"]
     series = staleness_series(result)
@@ -89,12 +96,11 @@ def plot(result: dict[str, Any], rows: list[Row], path: Path) -> None:
     ax2.legend(loc="upper right")
     cfg = result["config"]
     fig.suptitle(
-        f"tidings under faults: {cfg['clients']} clients, {cfg['projects']} projects, "
+        f"tidings under faults{' (Redis Cluster)' if result.get('cluster') else ''}: "
+        f"{cfg['clients']} clients, {cfg['projects']} projects, "
         f"{cfg['write_rate']:g} changes/s (shared 2-core machine)"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish(fig, path)
 
 
 def main() -> int:
@@ -106,11 +112,17 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=30.0, help="seconds Redis is SIGSTOPped")
     parser.add_argument("--hold", type=float, default=10.0, help="seconds other faults are held")
     parser.add_argument("--drain-window", type=float, default=10.0)
-    parser.add_argument("--out", type=Path, default=RESULTS / "faults")
+    parser.add_argument(
+        "--cluster", action="store_true", help="on a Redis Cluster, with a master killed"
+    )
+    parser.add_argument("--cluster-port", type=int, default=7600, help="its first node's port")
+    parser.add_argument("--out", type=Path, default=None, help="default bench/results/faults")
     parser.add_argument(
         "--keep", type=Path, default=None, help="keep the logs and raw record in this directory"
     )
     args = parser.parse_args()
+    if args.out is None:
+        args.out = RESULTS / ("faults-cluster" if args.cluster else "faults")
     config = Config(
         clients=args.clients,
         projects=args.projects,
@@ -128,9 +140,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tidings-faults-") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        run = Run(config, workdir, PG_ADMIN)
+        run = (
+            ClusterRun(config, workdir, PG_ADMIN, args.cluster_port)
+            if args.cluster
+            else Run(config, workdir, PG_ADMIN)
+        )
         try:
             result = asyncio.run(run.run())
+            result["cluster"] = args.cluster
         finally:
             run.close()
         if args.keep:
@@ -163,6 +180,7 @@ def main() -> int:
     body = {
         "machine": describe(),
         "command": "bench/faults.py " + " ".join(sys.argv[1:]),
+        "cluster": args.cluster,
         "wall_seconds": round(wall, 1),
         "config": result["config"],
         "summary": summary,

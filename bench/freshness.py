@@ -49,7 +49,7 @@ from lib.stack import (
     wait_until,
 )
 from machine import describe
-from report import save
+from report import finish, pyplot, save
 
 from tidings.protocol.tokens import KeyRing
 
@@ -183,7 +183,9 @@ def run_mode(
             time.sleep(third)
             restarted_at = time.time()
             push = Process("push", env, 1, ["--log-level", "WARNING"], port=push.port)
-            procs.append(push)
+            # First in the list, so stopped last, after its clients: a push server
+            # stopped with clients on it drains them over its whole window.
+            procs.insert(0, push)
             for c in crowds:
                 c.mark("restarted", restarted_at)
             log(f"{mode}: push server restarted")
@@ -386,10 +388,7 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     modes = list(data["modes"])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
@@ -417,8 +416,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
         f"tidings freshness: {p['clients']} clients, {p['projects']} projects, "
         f"{p['edits_per_s']} edits/s, poll {p['poll_interval_s']} s / {p['poll_interval_push_s']} s"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    finish(fig, path)
 
 
 def main() -> int:
@@ -484,6 +482,7 @@ def main() -> int:
                     "TIDINGS_POLL_INTERVAL_PUSH": str(args.poll_interval_push),
                     "TIDINGS_POLL_JITTER": str(args.jitter),
                     "TIDINGS_PUSH_IP_RATE": "0",
+                    "TIDINGS_TELEMETRY_LIMITS": "0",  # one user stands for every client
                     "TIDINGS_PUSH_MAX_CONNECTIONS": "19500",
                 }
             )

@@ -47,7 +47,7 @@ from lib.stack import (
     wait_until,
 )
 from machine import describe
-from report import save
+from report import finish, pyplot, save
 
 from tidings.protocol.tokens import KeyRing
 
@@ -270,10 +270,7 @@ def summarize(
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     stores = list(results["stores"])
     names = list(next(iter(results["stores"].values())))
@@ -294,8 +291,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             ax.set_yscale("log")
         ax.legend()
     fig.suptitle(f"tidings herd: {results['params']['clients']} clients of one project, one edit")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    finish(fig, path)
 
 
 def main() -> int:

@@ -63,7 +63,7 @@ from fanout import (
     wait_for,
 )
 from machine import describe
-from report import save
+from report import finish, print_goals, pyplot, save
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -547,10 +547,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 5))
     samples = data["soak"]["samples"]
@@ -594,18 +591,13 @@ def plot(data: dict[str, Any], path: Path) -> None:
     ax2.set_ylabel("publish to arrival, ms")
     ax2.set_title("delivery latency of each soak poke", fontsize=10)
     ax2.legend(fontsize=8)
-    m = data["machine"]
     h = data["headline"]
-    fig.suptitle(
+    title = (
         f"{data['setup']['ready']:,} WebSockets on {data['servers']} push processes: poke to all "
         f"p50/p99/last {h['latency_ms_p50']:.0f}/{h['latency_ms_p99']:.0f}/"
-        f"{h['latency_ms_last']:.0f} ms; {m['cpu']}, load {m['load_average_at_start']} "
-        "(shared machine)",
-        fontsize=10,
+        f"{h['latency_ms_last']:.0f} ms"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish(fig, path, title, data["machine"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -654,8 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         f"soak: {s['pokes_fully_delivered']}/{s['pokes_sent']} pokes fully delivered, RSS drift "
         f"{s['rss_drift_percent_total']:+.2f}% (each {s['rss_drift_percent_each']})"
     )
-    for goal in data["goals"]:
-        print(f"goal: {goal['goal']}: {'met' if goal['met'] else 'MISSED'}")
+    print_goals(data)
     save(data, args.out, plot, indent=1)
     return 0
 

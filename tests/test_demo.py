@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +22,9 @@ import pytest
 import websockets
 
 from tests.conftest import free_port
-from tests.processes import wait_http_ok
 from tidings.app.seed import DEMO_PASSWORD
+from tidings.testing.processes import tidings_argv
+from tidings.testing.waiting import wait_http_ok
 
 
 @pytest.fixture(params=["embedded", "postgres+redis"])
@@ -34,16 +34,7 @@ def demo(
     """The demo as shipped (SQLite, in-process broker, one process), and pointed at
     PostgreSQL and Redis with two separate push processes sharing one port."""
     port, push_port = free_port(), free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "tidings",
-        "demo",
-        "--port",
-        str(port),
-        "--push-port",
-        str(push_port),
-    ]
+    command = tidings_argv("demo", "--port", str(port), "--push-port", str(push_port))
     if request.param == "embedded":
         command += ["--db", str(tmp_path / "demo.sqlite3")]
     else:

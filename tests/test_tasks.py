@@ -1,5 +1,6 @@
 """stop_tasks: a task that takes one cancellation for something else still stops,
-and one that never stops cannot hold its caller past the bound."""
+and one that never stops cannot hold its caller past the bound. supervise: a
+crashing loop is logged and started again, with a growing wait, until cancelled."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from tidings.tasks import stop_tasks
+from tidings.tasks import stop_tasks, supervise
 
 
 async def test_a_task_that_survives_a_cancellation_is_cancelled_again() -> None:
@@ -58,3 +59,47 @@ async def test_a_task_that_never_stops_is_given_up_after_the_bound(
     stop.set()
     task.cancel()
     await asyncio.wait([task], timeout=1)
+
+
+async def test_a_crashing_task_is_logged_and_started_again_until_cancelled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs: list[float] = []
+    restarts = 0
+    third_run = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def crashes_twice() -> None:
+        runs.append(loop.time())
+        if len(runs) <= 2:
+            raise RuntimeError(f"crash {len(runs)}")
+        third_run.set()
+        await asyncio.sleep(60)  # a healthy loop runs until cancelled
+
+    def restarted() -> None:
+        nonlocal restarts
+        restarts += 1
+
+    with caplog.at_level(logging.ERROR, logger="tidings.tasks"):
+        task = asyncio.create_task(
+            supervise(crashes_twice, "sample", on_restart=restarted, first=0.05, longest=0.5)
+        )
+        await asyncio.wait_for(third_run.wait(), 5)
+    crashes = [r for r in caplog.records if "event=task_crashed task=sample" in r.getMessage()]
+    assert len(crashes) == 2 and restarts == 2
+    assert crashes[0].exc_info is not None and "crash 1" in str(crashes[0].exc_info[1])
+    # The wait doubles: 0.05 s, then 0.1 s (lower bounds only: the machine may be busy).
+    assert runs[1] - runs[0] >= 0.045 and runs[2] - runs[1] >= 0.095
+    await stop_tasks([task], 5)
+    assert task.cancelled() and len(runs) == 3
+
+
+async def test_a_supervised_task_that_returns_is_not_started_again() -> None:
+    runs = 0
+
+    async def once() -> None:
+        nonlocal runs
+        runs += 1
+
+    await asyncio.wait_for(supervise(once, "once"), 5)
+    assert runs == 1

@@ -38,6 +38,9 @@ import orjson
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for fanout_load
+
+from fanout_load import client_frame
 
 from tidings.client import actions as a
 from tidings.client import inputs as i
@@ -249,7 +252,7 @@ class LeanClient:
                 case a.Poll(projects=projects):
                     self.spawn(self.poll(dict(projects)))
                 case a.ApplyEvents(project=project, events=events):
-                    via = "full_push" if isinstance(cause, i.Poke) else "poll"
+                    via = "full_push" if isinstance(cause, i.PokeReceived) else "poll"
                     now = time.time()
                     for e in events:
                         ms = max(0, round((now - float(e["ts"])) * 1000))
@@ -493,18 +496,6 @@ class LeanClient:
             self.ws_task = None
             self.ws_writer = None
             self.feed(i.PushClosed(conn, code))
-
-
-def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
-    """A masked client frame (a zero mask is valid, RFC 6455 5.3, and leaves the payload as is)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + b"\x00\x00\x00\x00" + payload
 
 
 def write_report(crowd: Crowd, path: str) -> None:

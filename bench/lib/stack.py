@@ -6,13 +6,12 @@ a timeout; every process started here is stopped by the same object.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,105 +23,62 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+
+from tidings.testing.database import create_database, drop_database
+from tidings.testing.processes import (
+    cpu_seconds,
+    free_port,
+    free_port_pair,
+    pinned,
+    stop_popen,
+    tidings_cli,
+    tidings_process,
+)
+from tidings.testing.redis import RedisServer
+from tidings.testing.waiting import wait_port
+
+__all__ = [
+    "cpu_seconds",
+    "free_port",
+    "free_port_pair",
+    "pinned",
+    "stop_process",
+    "tidings_cli",
+    "wait_port",
+]
+
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN = os.environ.get("TIDINGS_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-TICKS = os.sysconf("SC_CLK_TCK")
 CROWD = Path(__file__).resolve().parent / "crowd.py"
+#: Bound on a ``tidings app`` or ``tidings push`` process answering once started.
+READY_TIMEOUT = 60.0
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
+    stop_popen(proc, sig, timeout=20)
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pinned(cmd: list[str], core: int | None) -> list[str]:
-    if core is None or shutil.which("taskset") is None or (os.cpu_count() or 1) <= core:
-        return cmd
-    return ["taskset", "-c", str(core), *cmd]
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads) from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listened on {port} within {seconds} s")
-
-
-def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def tidings_cli(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "tidings", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout.strip()
-
-
-class Redis:
+class Redis(RedisServer):
     """A private redis-server: other work on the machine shares no channel or key."""
 
     def __init__(self, work: Path) -> None:
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [
-                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--dir", str(work)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port, self.proc)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        stop_process(self.proc)
+        super().__init__(work)
+        self.start()
 
 
 class Postgres:
     """A fresh database, dropped on stop."""
 
     def __init__(self) -> None:
-        self.name = f"bench_{uuid.uuid4().hex[:10]}"
-        subprocess.run(
-            ["psql", PG_ADMIN, "-qc", f"CREATE DATABASE {self.name}"], check=True, timeout=60
-        )
-        self.url = PG_ADMIN.rsplit("/", 1)[0] + "/" + self.name
+        self.url = asyncio.run(create_database(PG_ADMIN, prefix="bench"))
 
     def stop(self) -> None:
-        subprocess.run(
-            ["psql", PG_ADMIN, "-qc", f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)"],
-            check=False,
-            timeout=60,
-            capture_output=True,
-        )
+        asyncio.run(drop_database(PG_ADMIN, self.url))
 
 
 def database(store: str) -> tuple[str, Postgres | None]:
@@ -133,7 +89,8 @@ def database(store: str) -> tuple[str, Postgres | None]:
 
 
 class Process:
-    """A ``tidings app`` or ``tidings push`` process on a free port, ready when it answers."""
+    """A ``tidings app`` or ``tidings push`` process on a free port (pinned to
+    ``core``), ready when it answers; its output is dropped."""
 
     def __init__(
         self,
@@ -146,27 +103,27 @@ class Process:
         self.kind = kind
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "tidings", kind, "--port", str(self.port), *extra]
-        self.proc = subprocess.Popen(
-            pinned(cmd, core), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        self.process = tidings_process(
+            kind, [kind, "--port", str(self.port), *extra], env, None, core
         )
+        self.process.start()
         path = "/healthz" if kind == "app" else "/readyz"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + READY_TIMEOUT
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.base + path, timeout=1).status_code == 200:
                     return
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                stop_process(self.proc)
+            if time.monotonic() > deadline or not self.process.alive:
+                self.process.stop()
                 raise RuntimeError(f"tidings {kind} did not become ready")
             time.sleep(0.2)
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.process.pid
 
     def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        return cpu_seconds(self.pid)
 
     def metrics(self) -> dict[str, float]:
         """``name{labels}`` -> value for every sample of ``GET /metrics``."""
@@ -180,12 +137,14 @@ class Process:
 
     def kill(self) -> None:
         """kill -9: no drain, no goodbye."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        if self.process.alive:
+            self.process.signal(signal.SIGKILL)
+        if self.process.popen is not None:
+            self.process.popen.wait(timeout=10)
+        self.process.forget()
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        self.process.stop(timeout=20)
 
 
 def metric(values: dict[str, float], name: str, **labels: str) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -10,13 +9,12 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from tidings.app.main import build_services, create_app
 from tidings.app.services import Services
 from tidings.app.settings import AppSettings, PushUrls
 from tidings.store.accounts import User
-from tidings.store.engine import Engines
+from tidings.testing.database import offset_project_ids
 
 PASSWORD = "correct horse battery"
 
@@ -30,11 +28,11 @@ class Stack:
     services: Services
     settings: AppSettings
 
-    def client(self, token: str | None = None) -> httpx.AsyncClient:
+    def client(self, token: str | None = None, *, address: str = "127.0.0.1") -> httpx.AsyncClient:
+        """A client calling from ``address`` (what the app sees as the client's IP)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://app", headers=headers
-        )
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://app", headers=headers)
 
     async def user(self, email: str, *, admin: bool = False) -> tuple[User, str]:
         """A user and an API token for it."""
@@ -48,41 +46,19 @@ class Stack:
 StackFactory = Callable[..., Awaitable[Stack]]
 
 
-async def offset_project_ids(engines: Engines) -> None:
-    """Start project ids at a random point: tests share one Redis, whose channels
-    and version keys are named by project id, so ids must not collide across tests.
-    """
-    start = random.randrange(10**6, 10**12)
-    async with engines.writer.begin() as conn:
-        if (await conn.execute(text("SELECT count(*) FROM projects"))).scalar_one():
-            return
-        if engines.is_sqlite:
-            # A placeholder row: SQLite hands out max(id) + 1 next.
-            await conn.execute(
-                text(
-                    "INSERT INTO projects (id, name, version, pruned_through, snapshot, created_at)"
-                    " VALUES (:id, '', 0, 0, '{}', 0)"
-                ),
-                {"id": start},
-            )
-        else:
-            await conn.execute(
-                text("SELECT setval(pg_get_serial_sequence('projects', 'id'), :id)"),
-                {"id": start},
-            )
-
-
 @pytest.fixture
 async def make_stack() -> AsyncIterator[StackFactory]:
     contexts = []
 
-    async def make(database_url: str, **overrides: object) -> Stack:
+    async def make(
+        database_url: str, *, hasher: PasswordHasher = CHEAP_HASHER, **overrides: object
+    ) -> Stack:
         settings = AppSettings(
             database_url=database_url,
             push_urls=PushUrls.from_base("http://push.test"),
             **overrides,  # type: ignore[arg-type]
         )
-        services = build_services(settings, hasher=CHEAP_HASHER)
+        services = build_services(settings, hasher=hasher)
         app = create_app(settings, services=services)
         context = app.router.lifespan_context(app)
         await context.__aenter__()
@@ -96,7 +72,8 @@ async def make_stack() -> AsyncIterator[StackFactory]:
         await context.__aexit__(None, None, None)
 
 
-@pytest.fixture(params=[True, False], ids=["fast-poll", "framework-poll"])
+@pytest.fixture(params=[True, False], ids=["fast-paths", "framework"])
 async def stack(make_stack: StackFactory, sqlite_url: str, request: pytest.FixtureRequest) -> Stack:
-    """The app on SQLite, with and without the poll fast path (they must agree)."""
-    return await make_stack(sqlite_url, fast_poll=request.param)
+    """The app on SQLite, with and without the poll's and the commands' fast paths
+    (they must agree)."""
+    return await make_stack(sqlite_url, fast_poll=request.param, fast_commands=request.param)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.app.conftest import PASSWORD, Stack, StackFactory
+from tidings.app.settings import AppSettings
 from tidings.protocol.advice import ADVICE_HEADER, VERSION_HEADER, Advice
 from tidings.store.accounts import User
 
@@ -190,6 +191,11 @@ async def test_bad_bodies_get_clear_errors(stack: Stack) -> None:
         r = await http.post(url, json={"command": {"type": "create_story", "title": ""}})
         assert r.status_code == 422
         assert any("title" in f["loc"] for f in r.json()["fields"])
+        # U+0000 cannot be stored in a PostgreSQL text column: refused up front.
+        r = await http.post(url, json={"command": {"type": "rename_project", "name": "a\x00b"}})
+        assert r.status_code == 422 and any("name" in f["loc"] for f in r.json()["fields"])
+        r = await http.post("/api/projects", json={"name": "a\x00b"})
+        assert r.status_code == 422, r.text
         r = await http.post(url, json={"command": {"type": "create_story", "title": "x" * 70_000}})
         assert r.status_code == 413 and r.json()["error"] == "too_large"
         r = await http.post(
@@ -337,6 +343,9 @@ async def test_telemetry_reaches_the_metrics(stack: Stack) -> None:
     assert "tidings_client_missed_pokes_total 2.0" in metrics
     assert 'tidings_client_staleness_seconds_count{via="poke"} 1.0' in metrics
     assert "tidings_client_polls_total 7.0" in metrics
+    window = stack.services.metrics.snapshot()["staleness_window"]
+    assert window["count"] == 2 and window["p99"] == 4.0
+    assert window["by_via"]["poke"] == {"count": 1, "p50": 0.12, "p99": 0.12}
 
 
 async def test_an_unreachable_database_is_503_with_retry_after(make_stack: StackFactory) -> None:
@@ -356,6 +365,11 @@ async def test_an_unreachable_database_is_503_with_retry_after(make_stack: Stack
             r = await http.get(path)
             assert r.status_code == 503, r.text
             assert r.json()["error"] == "unavailable" and r.headers["Retry-After"] == "5"
+        # A command too, on the commands' own connections (store/pgwrites.py).
+        command = {"command": {"type": "create_story", "title": "t"}}
+        r = await http.post("/api/projects/1/commands", json=command)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "unavailable" and r.headers["Retry-After"] == "5"
 
 
 async def test_nul_and_astral_text_round_trip_on_both_stores(
@@ -376,3 +390,42 @@ async def test_nul_and_astral_text_round_trip_on_both_stores(
         assert r.json()["events"][0]["data"]["story"]["title"] == title
         snapshot = (await http.get(f"/api/projects/{p['pid']}")).json()
         assert [s["title"] for s in snapshot["stories"]][-1] == title
+
+
+async def test_me_lists_projects_one_was_added_to_and_says_when_to_ask_again(
+    make_stack: StackFactory, sqlite_url: str
+) -> None:
+    stack = await make_stack(sqlite_url, projects_refresh=2.5)
+    p = await make_project(stack)
+    async with stack.client(p["tokens"]["member"]) as member:
+        me = (await member.get("/api/me")).json()
+        assert me["projects_refresh"] == 2.5
+        assert [(x["id"], x["role"]) for x in me["projects"]] == [(p["pid"], "member")]
+        async with stack.client(p["tokens"]["owner"]) as owner:
+            other = (await owner.post("/api/projects", json={"name": "Later"})).json()["project"]
+            r = await owner.post(
+                f"/api/projects/{other}/commands",
+                json={"command": {"type": "add_member", "email": "member@x.io"}},
+            )
+            assert r.status_code == 200, r.text
+            r = await owner.post(
+                f"/api/projects/{p['pid']}/commands",
+                json={
+                    "command": {"type": "set_role", "user_id": p["ids"]["member"], "role": "viewer"}
+                },
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["event"]["type"] == "member_added"
+        me = (await member.get("/api/me")).json()
+        roles = {x["id"]: (x["name"], x["role"]) for x in me["projects"]}
+        assert roles == {p["pid"]: ("Web", "viewer"), other: ("Later", "member")}
+        r = await member.post(
+            f"/api/projects/{other}/commands",
+            json={"command": {"type": "set_role", "user_id": p["ids"]["member"], "role": "owner"}},
+        )
+        assert r.status_code == 403, r.text
+
+
+def test_projects_refresh_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="projects_refresh"):
+        AppSettings(projects_refresh=0)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+import httpx
 import orjson
 import redis.asyncio as redis
 
-from tests.app.conftest import StackFactory
+from tests.app.conftest import Stack, StackFactory
 from tests.app.test_api import make_project
+from tests.support import until
 from tidings.protocol import control
 from tidings.protocol.channels import project_channel, version_key
 from tidings.protocol.poke import Poke, decode_poke
@@ -28,54 +33,64 @@ async def poke_at(pubsub: redis.client.PubSub, version: int, within: float = 5.0
     return await asyncio.wait_for(wait(), within)
 
 
+@dataclass
+class Watched:
+    """A project of a fresh user's, its HTTP client, and a Redis subscriber on its channel."""
+
+    http: httpx.AsyncClient
+    pid: int
+    pubsub: redis.client.PubSub
+    redis: redis.Redis
+
+
+@contextlib.asynccontextmanager
+async def watched_project(stack: Stack, redis_url: str) -> AsyncIterator[Watched]:
+    _owner, token = await stack.user("ada@x.io")
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    try:
+        async with stack.client(token) as http:
+            pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
+            await pubsub.subscribe(project_channel(pid))
+            await pubsub.get_message(timeout=1.0)  # subscribe confirmation
+            yield Watched(http, pid, pubsub, client)
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
 async def test_poke_is_published_after_commit_with_the_version_key(
     make_stack: StackFactory, sqlite_url: str, redis_url: str
 ) -> None:
     stack = await make_stack(sqlite_url, redis_url=redis_url)
-    _owner, token = await stack.user("ada@x.io")
-    client = redis.Redis.from_url(redis_url)
-    pubsub = client.pubsub()
-    async with stack.client(token) as http:
-        pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
-        await pubsub.subscribe(project_channel(pid))
-        await pubsub.get_message(timeout=1.0)  # subscribe confirmation
-        r = await http.post(
-            f"/api/projects/{pid}/commands",
+    async with watched_project(stack, redis_url) as w:
+        r = await w.http.post(
+            f"/api/projects/{w.pid}/commands",
             json={"command": {"type": "create_story", "title": "x"}},
         )
         committed_ts = r.json()["event"]["ts"]
-        poke = await poke_at(pubsub, 2)
-        assert (poke.project, poke.version, poke.ts) == (pid, 2, committed_ts)
+        poke = await poke_at(w.pubsub, 2)
+        assert (poke.project, poke.version, poke.ts) == (w.pid, 2, committed_ts)
         assert poke.events is None
-        assert int(await client.get(version_key(pid))) == 2
+        assert await w.redis.get(version_key(w.pid)) == b"2"
         # The poll path reads the version from Redis: another app process agrees at once.
-        r = await http.get(f"/api/projects/{pid}/events?since=2")
+        r = await w.http.get(f"/api/projects/{w.pid}/events?since=2")
         assert r.json()["version"] == 2
-    await pubsub.aclose()
-    await client.delete(version_key(pid))
-    await client.aclose()
+        await w.redis.delete(version_key(w.pid))
 
 
 async def test_full_push_pokes_carry_the_events(
     make_stack: StackFactory, sqlite_url: str, redis_url: str
 ) -> None:
     stack = await make_stack(sqlite_url, redis_url=redis_url, full_push=True)
-    _owner, token = await stack.user("ada@x.io")
-    client = redis.Redis.from_url(redis_url)
-    pubsub = client.pubsub()
-    async with stack.client(token) as http:
-        pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
-        await pubsub.subscribe(project_channel(pid))
-        await pubsub.get_message(timeout=1.0)
-        await http.post(
-            f"/api/projects/{pid}/commands",
+    async with watched_project(stack, redis_url) as w:
+        await w.http.post(
+            f"/api/projects/{w.pid}/commands",
             json={"command": {"type": "create_story", "title": "x"}},
         )
-        poke = await poke_at(pubsub, 2)
-        polled = (await http.get(f"/api/projects/{pid}/events?since=1")).json()["events"]
+        poke = await poke_at(w.pubsub, 2)
+        polled = (await w.http.get(f"/api/projects/{w.pid}/events?since=1")).json()["events"]
     assert poke.events is not None and list(poke.events) == polled
-    await pubsub.aclose()
-    await client.aclose()
 
 
 async def test_versions_shared_through_redis_reach_another_app_process(
@@ -91,8 +106,13 @@ async def test_versions_shared_through_redis_reach_another_app_process(
                 f"/api/projects/{p['pid']}/commands",
                 json={"command": {"type": "create_story", "title": "new"}},
             )
-        await asyncio.sleep(0.2)  # the publisher's worker sets the key after commit
-        body = (await reader.get(f"/api/projects/{p['pid']}/events?since=4")).json()
+        url = f"/api/projects/{p['pid']}/events?since=4"
+
+        async def seen() -> bool:  # the publisher's worker sets the key after commit
+            return bool((await reader.get(url)).json()["version"] == 5)
+
+        await until(seen, 5.0, "the new version through Redis")
+        body = (await reader.get(url)).json()
     assert body["version"] == 5 and [e["version"] for e in body["events"]] == [5]
 
 

@@ -9,9 +9,12 @@ import pytest
 
 from tests.app.conftest import Stack, StackFactory
 from tests.app.test_api import make_project
+from tests.support import until
 from tidings.protocol.errors import BadToken
 from tidings.protocol.tokens import KeyRing, verify_push_token
-from tidings.store.flags import PushFlags, push_off_for_all, push_on, rollout_bucket
+from tidings.publish.advice import PushFlags, push_off_for_all, push_on, rollout_bucket
+
+WAIT = 10.0  # seconds; a flag cache of well under one expires long before
 
 
 async def test_push_token_names_only_the_users_projects(stack: Stack) -> None:
@@ -92,9 +95,14 @@ async def test_kill_switch_reaches_the_poll_advice(
         await root.put(
             "/api/admin/flags", json={"enabled": True, "projects": {str(p["pid"]): False}}
         )
-        await asyncio.sleep(0.25)
-        assert (await member.get(url)).json()["advice"]["push"] is False
-        assert (await member.get("/api/client-config")).json()["advice"]["push"] is True
+
+        async def project_off_user_on() -> bool:
+            # The project is off while the user is on: the poll advice is per project.
+            off = (await member.get(url)).json()["advice"]["push"] is False
+            config = (await member.get("/api/client-config")).json()
+            return off and config["advice"]["push"] is True
+
+        await until(project_off_user_on, WAIT, "the project's override in both answers")
         await root.put("/api/admin/flags", json={"projects": {str(p["pid"]): None}})
         assert (await member.get(url)).json()["advice"]["push"] is True
         r = await root.put("/api/admin/flags", json={"rollout_percent": 101})
@@ -111,8 +119,12 @@ async def test_a_flag_change_in_one_app_process_reaches_another(
     async with two.client(p["tokens"]["member"]) as http:
         assert (await http.get(url)).json()["advice"]["push"] is True
         await one.services.flags.set("push.enabled", False)
-        await asyncio.sleep(0.35)
-        assert (await http.get(url)).json()["advice"]["push"] is False
+
+        async def off() -> bool:
+            return (await http.get(url)).json()["advice"]["push"] is False
+
+        # The other process hears of it when its 0.3 s flag cache expires.
+        await until(off, WAIT, "the other process to turn push off")
 
 
 def test_push_is_off_for_all_only_when_no_user_and_no_project_can_have_it() -> None:
@@ -164,3 +176,45 @@ async def test_admin_stats_show_the_app_and_push_servers_heard_on_the_control_ch
             assert body["app"]["counters"]["pokes_published"] >= 0
     finally:
         await client.aclose()
+
+
+async def test_a_member_of_more_projects_than_a_token_names_is_told_to_ask_for_some(
+    stack: Stack,
+) -> None:
+    from sqlalchemy import insert, select
+
+    from tidings.protocol.tokens import MAX_PROJECTS_PER_TOKEN, MAX_TOKEN_BYTES
+    from tidings.store import schema as t
+
+    user, api = await stack.user("busy@x.io")
+    count = MAX_PROJECTS_PER_TOKEN + 1
+    async with stack.services.engines.writer.begin() as conn:
+        rows = [
+            {"name": f"p{i}", "version": 0, "pruned_through": 0, "snapshot": "{}", "created_at": 0}
+            for i in range(count)
+        ]
+        await conn.execute(insert(t.projects), rows)
+        ids = (await conn.execute(select(t.projects.c.id).where(t.projects.c.name != ""))).scalars()
+        pids = sorted(int(i) for i in ids)
+        members = [{"project_id": p, "user_id": user.id, "role": "member"} for p in pids]
+        await conn.execute(insert(t.memberships), members)
+    assert len(pids) == count
+    async with stack.client(api) as http:
+        r = await http.post("/api/push/token")
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert body["field"] == "projects" and '{"projects"' in body["detail"]
+        assert body["projects"] == count
+        assert (body["max_projects"], body["max_token_bytes"]) == (
+            MAX_PROJECTS_PER_TOKEN,
+            MAX_TOKEN_BYTES,
+        )
+        # A thousand ids fit in a token's count, not (with these long ids) in its bytes.
+        r = await http.post("/api/push/token", json={"projects": pids[:MAX_PROJECTS_PER_TOKEN]})
+        assert r.status_code == 422 and "bytes" in r.json()["detail"], r.text
+        wanted = pids[-300:]
+        r = await http.post("/api/push/token", json={"projects": wanted})
+        assert r.status_code == 200, r.text
+        assert r.json()["projects"] == wanted
+    claims = verify_push_token(stack.settings.push_keys, r.json()["token"])
+    assert claims.projects == set(wanted)

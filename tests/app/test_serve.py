@@ -11,7 +11,7 @@ import time
 import httpx
 
 from tests.conftest import free_port
-from tests.processes import wait_http_ok
+from tidings.testing.waiting import wait_http_ok
 
 
 def test_two_workers_start_migrate_once_and_serve(sqlite_url: str, redis_url: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from tests.app.conftest import StackFactory, offset_project_ids
+from tests.app.conftest import StackFactory
 from tests.commandgen import COMMAND
 from tidings.app.metrics import Metrics
 from tidings.app.settings import AppSettings
@@ -31,6 +31,7 @@ from tidings.store.accounts import Accounts
 from tidings.store.engine import Engines, create_engines
 from tidings.store.events import EventStore
 from tidings.store.migrate import upgrade
+from tidings.testing.database import offset_project_ids
 
 pytestmark = pytest.mark.redis
 
@@ -62,8 +63,8 @@ class Switch(Publisher):
     async def publish(self, channel: str, data: bytes) -> None:
         await self._target().publish(channel, data)
 
-    async def set_version(self, project_id: int, version: int) -> None:
-        await self._target().set_version(project_id, version)
+    async def set_version(self, project_id: int, version: int) -> int:
+        return await self._target().set_version(project_id, version)
 
     async def get_versions(self, project_ids: Iterable[int]) -> dict[int, int]:
         return await self._target().get_versions(project_ids)

@@ -33,6 +33,21 @@ export async function quietFor(page, windowMs, minIntervalMs) {
   await page.waitForResponse((r) => POLL_URL.test(r.url()), { timeout: 10000 });
 }
 
+/**
+ * Every text the sync indicator's label showed, in window.tidingsLabels: as an init script
+ * from a page's first paint on, or evaluated in a loaded page from then on.
+ */
+export const RECORD_LABELS = () => {
+  window.tidingsLabels = [];
+  const read = () => {
+    const label = document.querySelector('[data-testid="sync-label"]');
+    const text = label ? label.textContent : null;
+    if (text !== null && window.tidingsLabels[window.tidingsLabels.length - 1] !== text) window.tidingsLabels.push(text);
+  };
+  new MutationObserver(read).observe(document, { subtree: true, childList: true, characterData: true });
+  read();
+};
+
 /** The app's URL, from argv. */
 export function baseUrl() {
   const url = process.argv[2];
@@ -53,8 +68,8 @@ export function socketIoBundle() {
 }
 
 /** A new context signed in as `who`, on the board (optionally with ?transport=). */
-export async function boardPage(browser, url, who, { transport = null, viewport = { width: 1440, height: 900 } } = {}) {
-  const context = await browser.newContext({ viewport });
+export async function boardPage(browser, url, who, { transport = null, viewport = { width: 1440, height: 900 }, colorScheme = "light" } = {}) {
+  const context = await browser.newContext({ viewport, colorScheme });
   context.setDefaultTimeout(5000);
   const page = await context.newPage();
   const log = [];
@@ -85,6 +100,17 @@ export async function signIn(page, url, who, path = "/") {
   await page.getByTestId("signin-email").fill(USERS[who]);
   await page.getByTestId("signin-password").fill(PASSWORD);
   await page.getByTestId("signin-submit").click();
+}
+
+/** Ada on the admin page, in a context of her own; its page errors go to `page.tidingsLog`. */
+export async function adminPage(browser, url, { colorScheme = "light" } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 }, colorScheme });
+  context.setDefaultTimeout(5000);
+  const page = await context.newPage();
+  page.tidingsLog = [];
+  page.on("pageerror", (e) => page.tidingsLog.push(`[admin pageerror] ${e.message}`));
+  await signIn(page, url, "ada", "/admin.html");
+  return page;
 }
 
 /** Wait until the indicator shows `status`; returns the milliseconds it took. */
@@ -180,6 +206,8 @@ export async function scenario(name, body, { limitMs = 50000 } = {}) {
     await browser.close().catch(() => {});
     clearTimeout(watchdog);
   }
+  // A failed scenario may leave work pending (a load it was writing): end now, with the reason.
+  if (process.exitCode) process.exit(process.exitCode);
 }
 
 /** Sign in from Node (no browser): {projectId, command(cmd)} for changes made "elsewhere". */
@@ -196,6 +224,17 @@ export async function apiSession(url, who) {
   const me = await (await fetch(`${url}/api/me`, { headers: { cookie }, signal: AbortSignal.timeout(5000) })).json();
   return {
     projectId: me.projects[0].id,
+    async createProject(name) {
+      const r = await fetch(`${url}/api/projects`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Tidings-CSRF": csrf, cookie },
+        body: JSON.stringify({ name }),
+        signal: AbortSignal.timeout(5000),
+      });
+      const body = await r.json();
+      check(r.status === 201, `project not created: HTTP ${r.status} ${JSON.stringify(body)}`);
+      return body.project;
+    },
     async command(projectId, cmd) {
       const r = await fetch(`${url}/api/projects/${projectId}/commands`, {
         method: "POST",

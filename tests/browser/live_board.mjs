@@ -89,19 +89,21 @@ await scenario("live_board", async (browser, url, pages) => {
   await screenshot(ada, "board.png");
 
   // Others' edits while ada has unsaved ones: an untouched field follows at once; a change
-  // to the field ada is editing is a conflict: 409, a calm hint, her text kept, then saved.
+  // to the field ada is editing is a conflict, shown with both values; she keeps hers and saves.
   await detail.getByTestId("detail-description").fill("Owners can share a link that shows the board, live, without signing in.");
   const renamed = "Share read-only board links";
   let r = await command(grace, projectId, { type: "update_story", story_id: storyId, title: renamed });
   check(r.status === 200, `grace's rename refused: ${JSON.stringify(r)}`);
   await ada.waitForFunction((t) => document.querySelector('[data-testid="detail-title"]').value === t, renamed, { timeout: SYNC_MS });
-  check(await detail.getByTestId("detail-changed").isHidden(), "a change to an untouched field was taken for a conflict");
+  check((await detail.getByTestId("conflict").count()) === 0, "a change to an untouched field was taken for a conflict");
   r = await command(grace, projectId, { type: "update_story", story_id: storyId, description: "Grace's description" });
   check(r.status === 200, `grace's edit refused: ${JSON.stringify(r)}`);
-  await detail.getByTestId("detail-changed").waitFor({ timeout: SYNC_MS });
-  await detail.getByTestId("detail-save").click();
-  await ada.getByTestId("notice-conflict").waitFor({ timeout: 3000 });
-  check((await detail.getByTestId("detail-description").inputValue()) .startsWith("Owners can share"), "ada's unsaved edit was lost");
+  const clash = detail.locator('[data-testid="conflict"][data-field="description"]');
+  await clash.waitFor({ timeout: SYNC_MS });
+  check((await clash.getByTestId("conflict-theirs").textContent()) === "Grace's description", "grace's description is not shown");
+  check(await detail.getByTestId("detail-save").isDisabled(), "Save is usable over an unresolved conflict");
+  check((await detail.getByTestId("detail-description").inputValue()).startsWith("Owners can share"), "ada's unsaved edit was lost");
+  await clash.getByTestId("conflict-keep-mine").click();
   const [answer] = await Promise.all([
     ada.waitForResponse((resp) => resp.url().endsWith("/commands") && resp.request().method() === "POST", { timeout: 3000 }),
     detail.getByTestId("detail-save").click(),
@@ -111,7 +113,8 @@ await scenario("live_board", async (browser, url, pages) => {
   check(saved.description.startsWith("Owners can share") && saved.title === renamed, `not both edits kept: ${JSON.stringify(saved)}`);
   await ada.getByTestId("detail-close").click();
 
-  // Drag the card to Done (ada): accepted, on both pages.
+  // Drag the card to Done (ada): accepted, on both pages (Done opened: it starts collapsed).
+  for (const page of [ada, grace]) await page.getByTestId("toggle-done").click();
   t = await timedCommand(ada, () => cardByTitle(ada, renamed).dragTo(ada.getByTestId("list-done")));
   await within(ada.getByTestId("list-done").getByText(renamed), t.answered, LOCAL_MS, "the dragged story in ada's Done");
   await within(grace.getByTestId("list-done").getByText(renamed), t.sent, SYNC_MS, "the dragged story in grace's Done");

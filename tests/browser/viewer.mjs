@@ -17,6 +17,7 @@ await scenario("viewer", async (browser, url, pages) => {
   }
   check((await linus.locator('[data-testid="story-card"][draggable="true"]').count()) === 0, "viewer's cards are draggable");
   check((await linus.getByTestId("admin-link").count()) === 0, "viewer sees the admin link");
+  check((await linus.getByTestId("project-settings-open").count()) === 0, "viewer sees the project settings button");
 
   await linus.getByTestId("story-card").first().click();
   const detail = linus.getByTestId("story-detail");

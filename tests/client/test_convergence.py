@@ -175,11 +175,11 @@ class Sim:
         if conn is None or conn not in self.subscribed or not self.push_up(self.now):
             return
         events = (event,) if self.world.full_push[index] else None
-        poke = i.Poke(7, version, self.now, events, conn)
+        poke = i.PokeReceived(7, version, self.now, events, conn)
         for delay in self.world.fates[index]:
             self.at(self.now + delay, lambda: self.deliver(conn, poke))
 
-    def deliver(self, conn: int, poke: i.Poke) -> None:
+    def deliver(self, conn: int, poke: i.PokeReceived) -> None:
         if conn in self.subscribed:
             if poke.version == self.final:
                 self.final_pokes.append(self.now)

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import until
 from tidings.client.actions import Status
-from tidings.client.driver import ClientOptions, SyncClient, Transport
+from tidings.client.driver import ClientOptions, Endpoints, SyncClient, Transport
 from tidings.protocol.advice import Advice
 
 from .fake_servers import PROJECT, FakeApp
@@ -39,13 +40,13 @@ class Seen:
         self.changed.set()
 
     async def until(self, check: Callable[[], bool], within: float = 3.0) -> None:
-        deadline = time.monotonic() + within
-        while not check():
-            self.changed.clear()
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"timed out: versions={self.versions} statuses={self.statuses}"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.05))
+        await until(
+            check,
+            within,
+            "the client",
+            wake=self.changed,
+            detail=lambda: f"versions={self.versions} statuses={self.statuses}",
+        )
 
 
 @contextlib.asynccontextmanager
@@ -161,3 +162,60 @@ async def test_client_reports_telemetry(ws_app: FakeApp) -> None:
         await seen.until(lambda: bool(ws_app.telemetry), within=2)
     samples = [s for report in ws_app.telemetry for s in report.samples]
     assert [s.via for s in samples] == ["poke"]
+
+
+async def test_client_follows_another_apps_urls_and_event_rules() -> None:
+    """Endpoints name an app's own URLs; without a several-projects poll, each
+    project is polled on its own; apply_event applies that app's events."""
+    paths: list[str] = []
+    events: dict[int, list[dict[str, Any]]] = {
+        3: [{"version": 2, "type": "renamed", "data": {"name": "Shop"}, "ts": time.time()}]
+    }
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        paths.append(path)
+        if path == "/cfg":
+            return httpx.Response(200, json={"advice": FAST.to_json()})
+        parts = path.split("/")
+        list_id = int(parts[2])
+        if parts[1:] == ["lists", str(list_id)]:
+            return httpx.Response(200, json={"version": 1, "name": "List"})
+        since = int(request.url.params["since"])
+        news = [e for e in events.get(list_id, []) if e["version"] > since]
+        version = max([since, *(e["version"] for e in news)])
+        body = {"version": version, "events": news, "advice": FAST.to_json()}
+        return httpx.Response(200, json=body)
+
+    def apply_event(snapshot: dict[str, Any], event: dict[str, Any]) -> None:
+        snapshot["name"] = event["data"]["name"]
+        snapshot["version"] = event["version"]
+
+    seen = Seen()
+    http = httpx.AsyncClient(base_url="http://app", transport=httpx.MockTransport(handle))
+    client = SyncClient(
+        ClientOptions(
+            url="http://app",
+            projects=[3, 4],
+            endpoints=Endpoints(
+                config="/cfg",
+                snapshot="/lists/{project}",
+                events="/lists/{project}/events",
+                poll=None,
+            ),
+            apply_event=apply_event,
+        ),
+        on_apply=seen.apply,
+        http=http,
+    )
+    runner = asyncio.ensure_future(client.run())
+    try:
+        await seen.until(lambda: 2 in seen.versions)
+        await until(lambda: "/lists/4/events" in paths, 3.0, "list 4 polled")
+        snapshot = client.snapshot(3)
+        assert snapshot is not None and snapshot == {"version": 2, "name": "Shop"}
+        assert not [p for p in paths if p.startswith("/api/")], paths
+    finally:
+        client.stop()
+        await asyncio.wait_for(runner, 5)
+        await http.aclose()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from tests.commandgen import COMMAND, resolve, steps
+from tests.commandgen import COMMAND, event_of, resolve, steps
 from tidings.domain import project
 from tidings.domain.commands import Role
 from tidings.domain.decide import Actor, KnownUser, decide
@@ -126,13 +126,7 @@ def test_any_command_sequence_replays_to_the_same_snapshot(raw_steps: list[Any])
             decision = decide(state, command, OWNER)
         except Invalid:
             continue  # e.g. an update that changes nothing
-        event = {
-            "version": state["version"] + 1,
-            "type": decision.type,
-            "data": decision.data,
-            "actor": 1,
-            "ts": float(len(events)),
-        }
+        event = event_of(state, decision, float(len(events)))
         before = state["version"]
         state = project.apply(state, event)
         assert state["version"] == before + 1
@@ -149,3 +143,81 @@ def test_an_event_out_of_order_is_refused() -> None:
             s,
             {"version": 3, "type": "project_renamed", "data": {"name": "x"}, "actor": 1, "ts": 0.0},
         )
+
+
+def test_a_task_is_edited_in_place_and_an_edit_that_changes_nothing_is_refused() -> None:
+    s = run(created(), {"type": "create_story", "title": "A"})
+    s = run(s, {"type": "add_task", "story_id": 1, "text": "first"})
+    s = run(s, {"type": "add_task", "story_id": 1, "text": "second"})
+    s = run(s, {"type": "edit_task", "story_id": 1, "task_id": 2, "text": "  first, reworded "})
+    assert s["stories"][0]["tasks"] == [
+        {"id": 2, "text": "first, reworded", "done": False},
+        {"id": 3, "text": "second", "done": False},
+    ]
+    with pytest.raises(Invalid):
+        run(s, {"type": "edit_task", "story_id": 1, "task_id": 2, "text": "first, reworded"})
+    with pytest.raises(NotFound) as e:
+        run(s, {"type": "edit_task", "story_id": 1, "task_id": 9, "text": "x"})
+    assert e.value.extra["field"] == "task_id"
+    member = Actor(3, Role.MEMBER)
+    s = run(s, {"type": "add_member", "email": "g@x.io"}, target=KnownUser(3, "Grace"))
+    s = run(s, {"type": "edit_task", "story_id": 1, "task_id": 3, "text": "theirs"}, member)
+    assert s["stories"][0]["tasks"][1]["text"] == "theirs"
+    with pytest.raises(Forbidden):
+        viewer = Actor(4, Role.VIEWER)
+        run(s, {"type": "edit_task", "story_id": 1, "task_id": 3, "text": "y"}, viewer)
+
+
+def test_set_role_changes_a_members_role_by_id_and_keeps_an_owner() -> None:
+    s = run(created(), {"type": "add_member", "email": "g@x.io"}, target=KnownUser(3, "Grace"))
+    s = run(s, {"type": "set_role", "user_id": 3, "role": "owner"})
+    assert {m["user_id"]: m["role"] for m in s["members"]} == {1: "owner", 3: "owner"}
+    assert [m["name"] for m in s["members"]] == ["Ada", "Grace"]
+    s = run(s, {"type": "set_role", "user_id": 1, "role": "viewer"})
+    with pytest.raises(Invalid) as e:
+        run(s, {"type": "set_role", "user_id": 3, "role": "member"}, Actor(3, Role.OWNER))
+    assert e.value.extra["field"] == "user_id"  # the last owner
+    with pytest.raises(Invalid):
+        run(s, {"type": "set_role", "user_id": 3, "role": "owner"})  # already
+    with pytest.raises(NotFound):
+        run(s, {"type": "set_role", "user_id": 42, "role": "member"}, Actor(3, Role.OWNER))
+    with pytest.raises(Forbidden):
+        run(s, {"type": "set_role", "user_id": 1, "role": "owner"}, Actor(5, Role.MEMBER))
+
+
+def _at(state: dict[str, Any], body: dict[str, Any], ts: float) -> dict[str, Any]:
+    decision = decide(state, COMMAND.validate_python(body), OWNER)
+    event = {
+        "version": state["version"] + 1,
+        "type": decision.type,
+        "data": decision.data,
+        "actor": 1,
+        "ts": ts,
+    }
+    return project.apply(state, event)
+
+
+def test_accepted_at_is_when_a_story_last_became_accepted_and_only_state_changes_touch_it() -> None:
+    state = _at(created(), {"type": "create_story", "title": "a", "state": "delivered"}, 10.0)
+    story = state["stories"][0]
+    assert story["accepted_at"] is None
+    state = _at(state, {"type": "move_story", "story_id": story["id"], "state": "accepted"}, 20.0)
+    assert state["stories"][0]["accepted_at"] == 20.0
+    # Edits and moves within Done keep the time it was accepted.
+    state = _at(state, {"type": "update_story", "story_id": story["id"], "title": "b"}, 30.0)
+    state = _at(state, {"type": "move_story", "story_id": story["id"], "state": "accepted"}, 35.0)
+    assert state["stories"][0]["accepted_at"] == 20.0
+    state = _at(state, {"type": "update_story", "story_id": story["id"], "state": "rejected"}, 40.0)
+    assert state["stories"][0]["accepted_at"] is None
+    state = _at(state, {"type": "update_story", "story_id": story["id"], "state": "accepted"}, 50.0)
+    assert state["stories"][0]["accepted_at"] == 50.0
+    made = _at(state, {"type": "create_story", "title": "c", "state": "accepted"}, 60.0)
+    assert made["stories"][-1]["accepted_at"] == 60.0
+
+
+def test_a_story_stored_before_accepted_at_existed_gains_none_from_an_edit() -> None:
+    state = _at(created(), {"type": "create_story", "title": "a", "state": "accepted"}, 10.0)
+    del state["stories"][0]["accepted_at"]
+    story_id = state["stories"][0]["id"]
+    state = _at(state, {"type": "update_story", "story_id": story_id, "title": "b"}, 20.0)
+    assert "accepted_at" not in state["stories"][0]

@@ -19,10 +19,11 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.integration.stack import Stack
+from tests.support import until
 from tidings.client.actions import Status
 from tidings.client.driver import ClientOptions, SyncClient, Transport
 from tidings.domain.project import Snapshot
+from tidings.testing.stack import Stack
 
 #: Controller overrides for every test client. Each sample is reported at once (so
 #: the test sees it), and a lost push connection is retried every second instead
@@ -74,20 +75,18 @@ class Observed:
 
     async def until(self, check: Callable[[], bool], within: float, what: str) -> float:
         """Wait (woken by every callback) until ``check()``; the seconds it took."""
-        start = time.monotonic()
-        while not check():
-            remaining = start + within - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"{self.name}: timed out after {within:.2f} s waiting for {what}; "
-                    f"statuses={[str(s) for _, s in self.statuses]} "
-                    f"applied={sorted(self.applied)} reports={self.reports}"
-                )
-            self.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                # Also re-check now and then: the client's state moves without callbacks.
-                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.1))
-        return time.monotonic() - start
+        # Also re-checked every 0.1 s: the client's state moves without callbacks.
+        return await until(
+            check,
+            within,
+            f"{what} ({self.name})",
+            step=0.1,
+            wake=self.changed,
+            detail=lambda: (
+                f"statuses={[str(s) for _, s in self.statuses]} "
+                f"applied={sorted(self.applied)} reports={self.reports}"
+            ),
+        )
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import POSTGRES_URL, REDIS_URL, free_port, require_service
-from tests.integration.stack import Stack, start_stack, stop_stack
+from tidings.testing.stack import Stack, start_stack, stop_stack
 
 
 @pytest.fixture(scope="package")

@@ -20,7 +20,7 @@ import { createInterface } from "node:readline";
 import WebSocket from "ws";
 import { EventSource } from "eventsource";
 
-import { TidingsClient } from "../../src/tidings/app/static/js/tidings-client.js";
+import { TidingsClient } from "../../src/tidings/app/static/js/tidings-client/tidings-client.js";
 
 const config = JSON.parse(process.argv[2]);
 const { appUrl, token, project } = config;

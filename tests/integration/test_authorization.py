@@ -27,8 +27,6 @@ from tests.app.conftest import CHEAP_HASHER
 from tests.app.conftest import PASSWORD as APP_PASSWORD
 from tests.app.conftest import Stack as AppStack
 from tests.app.test_api import make_project
-from tests.integration.stack import Stack
-from tests.push.clients import RawSse, RawWebSocket
 from tests.push.sio.test_sio_client import _require_client
 from tests.push.sio.test_sio_push_server import LIVE_CLIENT, LiveClient
 from tidings.app.main import build_services, create_app
@@ -38,6 +36,8 @@ from tidings.protocol.errors import CloseCode
 from tidings.protocol.poke import Poke, encode_poke
 from tidings.store.accounts import Accounts
 from tidings.store.engine import create_engines
+from tidings.testing.clients import RawSse, RawWebSocket
+from tidings.testing.stack import Stack
 
 #: From the removal's commit to the ``revoked`` message on every transport. The
 #: path is commit -> publish -> Redis -> push server: milliseconds when idle; the

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.stack import Stack
 from tests.integration.test_python_client import (
     FALLBACK_BOUND,
     FLAG_OFF_BOUND,
@@ -22,6 +21,7 @@ from tests.integration.test_python_client import (
     POKE_LATENCY,
     RECONNECT_BOUND,
 )
+from tidings.testing.stack import Stack
 
 SCRIPT = Path(__file__).with_name("node_client.mjs")
 ROOT = Path(__file__).parents[2]

@@ -9,17 +9,17 @@ import time
 import pytest
 
 from tests.integration.clients import Followed, all_quiet, following, following_all
-from tests.integration.stack import (
+from tests.support import until
+from tidings.client.actions import Status
+from tidings.client.driver import Transport
+from tidings.testing.stack import (
     DRAIN_WINDOW,
     FLAG_CACHE_TTL,
     POLL_INTERVAL,
     POLL_INTERVAL_PUSH,
     POLL_JITTER,
     Stack,
-    until,
 )
-from tidings.client.actions import Status
-from tidings.client.driver import Transport
 
 TRANSPORTS = [Transport.WS, Transport.SSE, Transport.SOCKETIO]
 

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from tests.integration.stack import Stack
+from tidings.testing.stack import Stack
 
 #: Start-up of a fresh Python process on a busy machine, then client-config,
 #: snapshot, token and subscription.
@@ -61,12 +61,16 @@ async def test_watch_prints_a_change_live(stack: Stack) -> None:
     seen: list[dict[str, Any]] = []
     try:
         assert proc.stdout is not None
-        await read_until(
-            proc.stdout, GO_LIVE, lambda r: r["kind"] == "status" and r["status"] == "live", seen
-        )
-        assert {"kind": "snapshot", "project": project, "version": version} in [
-            {k: v for k, v in r.items() if k != "t"} for r in seen
-        ], seen
+        snapshot = {"kind": "snapshot", "project": project, "version": version}
+        live = {"kind": "status", "status": "live"}
+
+        def ready(_: dict[str, Any]) -> bool:
+            # The snapshot and the push connection load concurrently: either may
+            # be printed first, and the change must come after both.
+            printed = [{k: v for k, v in r.items() if k != "t"} for r in seen]
+            return snapshot in printed and live in printed
+
+        await read_until(proc.stdout, GO_LIVE, ready, seen)
         new_version, committed = await stack.change(project, "Printed live")
         record = await read_until(
             proc.stdout, PRINTED_WITHIN + 1.0, lambda r: r["kind"] == "event", seen

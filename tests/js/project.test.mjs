@@ -13,7 +13,7 @@ const fixture = JSON.parse(readFileSync(join(HERE, "..", "vectors", "project_eve
 
 test("the fixture covers every event type", () => {
   const kinds = new Set(fixture.events.map((e) => e.type));
-  assert.equal(kinds.size, 15);
+  assert.equal(kinds.size, 16);
 });
 
 test("every snapshot is reproduced, event by event", () => {
@@ -35,4 +35,20 @@ test("an event that does not follow the version is refused", () => {
   const state = empty(7);
   assert.throws(() => applyInPlace(state, { version: 2, type: "project_renamed", data: { name: "x" }, ts: 1 }));
   assert.throws(() => applyInPlace(state, { version: 1, type: "no_such_event", data: {}, ts: 1 }));
+});
+
+test("accepted_at is when a story last became accepted; only a change of state touches it", () => {
+  let state = replay(7, [{ version: 1, type: "project_created", data: { name: "P", owner: { user_id: 1, name: "Ada" } }, ts: 1 }]);
+  const next = (type, data, ts) => (state = apply(state, { version: state.version + 1, type, data, actor: 1, ts }));
+  next("story_created", { story: { id: 2, title: "a", description: "", story_type: "feature", state: "delivered", estimate: 3, owner_id: null, labels: [] }, before_id: null, next_id: 3 }, 10);
+  assert.equal(state.stories[0].accepted_at, null);
+  next("story_moved", { story_id: 2, before_id: null, state: "accepted" }, 20);
+  assert.equal(state.stories[0].accepted_at, 20);
+  next("story_updated", { story_id: 2, changes: { title: "b" } }, 30);
+  next("story_moved", { story_id: 2, before_id: null, state: "accepted" }, 35);
+  assert.equal(state.stories[0].accepted_at, 20);
+  next("story_updated", { story_id: 2, changes: { state: "rejected" } }, 40);
+  assert.equal(state.stories[0].accepted_at, null);
+  next("story_updated", { story_id: 2, changes: { state: "accepted" } }, 50);
+  assert.equal(state.stories[0].accepted_at, 50);
 });

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
-import { SyncController, fromPushMessage, fullJitter, jittered } from "../../src/tidings/app/static/js/sync-controller.js";
+import { SyncController, fromPushMessage, fullJitter, jittered } from "../../src/tidings/app/static/js/tidings-client/sync-controller.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const VECTORS = join(HERE, "..", "vectors", "sync");

@@ -4,7 +4,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { TidingsClient, parseAdviceHeader } from "../../src/tidings/app/static/js/tidings-client.js";
+import { io as socketIoClientIo } from "socket.io-client";
+
+import { DEFAULT_ENDPOINTS, TidingsClient, loadSocketIo, parseAdviceHeader } from "../../src/tidings/app/static/js/tidings-client/tidings-client.js";
+
+/** The page's own rules for its snapshot (here: the one event type the fake app makes). */
+function applyEvent(snapshot, event) {
+  snapshot.version = event.version;
+  if (event.type === "project_renamed") snapshot.name = event.data.name;
+}
 
 function fakeApp({ push, advice }) {
   const app = { events: [], snapshot: { id: 7, name: "Website", version: 1, next_id: 1, members: [], stories: [] }, tokens: 0, polls: 0 };
@@ -85,7 +93,7 @@ test("the advice header is parsed", () => {
 
 test("with push off, the client loads the snapshot and polls", async () => {
   const app = fakeApp({ push: false, advice: { push: false, interval: 0.05, fallback_interval: 0.05, jitter: 0.1 } });
-  const client = new TidingsClient({ projects: [7], baseUrl: "http://app", fetch: app.fetch });
+  const client = new TidingsClient({ projects: [7], baseUrl: "http://app", fetch: app.fetch, applyEvent });
   const reloaded = nextEvent(client, "reload");
   const status = nextEvent(client, "status");
   await client.start();
@@ -107,6 +115,7 @@ test("with push on, a poke over the WebSocket brings the change at once", async 
     projects: [7],
     baseUrl: "http://app",
     fetch: app.fetch,
+    applyEvent,
     WebSocket: FakeWebSocket,
     controller: { poke_delay: 0.01 },
   });
@@ -135,7 +144,61 @@ test("with push on, a poke over the WebSocket brings the change at once", async 
   client.stop();
 });
 
-test("socketio without socket.io-client on the page falls back to WebSocket", () => {
-  const client = new TidingsClient({ projects: [7], transport: "socketio", io: undefined, fetch: async () => new Response(null) });
-  assert.equal(client._transport, "ws");
+test("without applyEvent the held snapshot keeps only the version; the page applies the events", async () => {
+  const app = fakeApp({ push: false, advice: { push: false, interval: 0.05, fallback_interval: 0.05, jitter: 0.1 } });
+  const client = new TidingsClient({ projects: [7], baseUrl: "http://app", fetch: app.fetch });
+  const reloaded = nextEvent(client, "reload");
+  await client.start();
+  await reloaded;
+  const applied = nextEvent(client, "apply");
+  app.change("Renamed");
+  const detail = await applied;
+  client.stop();
+  assert.equal(detail.events[0].data.name, "Renamed");
+  assert.equal(detail.snapshot.version, 2);
+  assert.equal(detail.snapshot.name, "Website");
+});
+
+test("an app's own URLs: endpoints with {project}, and poll: null polls each project on its own", async () => {
+  const seen = [];
+  const snapshots = { 3: { version: 5 }, 4: { version: 9 } };
+  const fetch = async (url) => {
+    const u = new URL(url);
+    seen.push(u.pathname + u.search);
+    const json = (body) => new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
+    if (u.pathname === "/todo/push-config") return json({ push: { enabled: false, urls: {} }, advice: { push: false, interval: 0.05, fallback_interval: 0.05, jitter: 0 } });
+    const m = /^\/todo\/lists\/(\d+)\/changes$/.exec(u.pathname);
+    if (m) {
+      const since = Number(u.searchParams.get("since"));
+      return json({ version: since, events: [], has_more: false, reload: null });
+    }
+    return new Response("{}", { status: 404 });
+  };
+  const client = new TidingsClient({
+    projects: [3, 4],
+    baseUrl: "http://app",
+    fetch,
+    snapshots,
+    endpoints: { config: "/todo/push-config", events: "/todo/lists/{project}/changes", poll: null },
+  });
+  await client.start();
+  for (let i = 0; i < 100 && !(seen.some((x) => x.startsWith("/todo/lists/3/")) && seen.some((x) => x.startsWith("/todo/lists/4/"))); i += 1) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  client.stop();
+  assert.equal(seen[0], "/todo/push-config");
+  assert.ok(seen.includes("/todo/lists/3/changes?since=5&limit=100"), JSON.stringify(seen));
+  assert.ok(seen.includes("/todo/lists/4/changes?since=9&limit=100"), JSON.stringify(seen));
+  assert.ok(!seen.some((x) => x.startsWith("/api/")), JSON.stringify(seen));
+  assert.equal(DEFAULT_ENDPOINTS.events, "/api/projects/{project}/events");
+});
+
+test("socketio: the io option is used as given, else socket.io-client is imported", async () => {
+  const given = () => null;
+  assert.equal(await loadSocketIo(given), given);
+  assert.equal(await loadSocketIo(undefined), socketIoClientIo);
+});
+
+test("an unknown transport is refused at once", () => {
+  assert.throws(() => new TidingsClient({ projects: [7], transport: "websocket" }), /transport must be/);
 });

@@ -53,19 +53,19 @@ def test_link_heartbeat_and_push_stats_are_not_taken_for_each_other() -> None:
 def test_app_heartbeat_and_bye_round_trip_and_are_not_taken_for_others() -> None:
     beat = control.app_heartbeat("a1b2c3", 41)
     bye = control.app_bye("a1b2c3")
-    assert control.parse_app_heartbeat(beat) == ("a1b2c3", 41, False, None)
+    assert control.parse_app_heartbeat(beat) == ("a1b2c3", 41, False, None, 0)
     off = control.app_heartbeat("a1b2c3", 42, push_off=True)
-    assert control.parse_app_heartbeat(off) == ("a1b2c3", 42, True, None)
+    assert control.parse_app_heartbeat(off) == ("a1b2c3", 42, True, None, 0)
     named = control.app_heartbeat("a1b2c3", 43, client="tidings-app:a1b2c3")
-    assert control.parse_app_heartbeat(named) == ("a1b2c3", 43, False, "tidings-app:a1b2c3")
+    assert control.parse_app_heartbeat(named) == ("a1b2c3", 43, False, "tidings-app:a1b2c3", 0)
     # "push" is optional and only "off" switches push off (another language's publisher).
     for extra, push_off in ((b"", False), (b',"push":"on"', False), (b',"push":false', False)):
         other = b'{"type":"app_heartbeat","app":"x","seq":1' + extra + b"}"
-        assert control.parse_app_heartbeat(other) == ("x", 1, push_off, None)
+        assert control.parse_app_heartbeat(other) == ("x", 1, push_off, None, 0)
     # A client name Redis would refuse is ignored, not the heartbeat.
     for bad in (b'"has space"', b'""', b"7", b'"' + b"x" * 200 + b'"', rb'"caf\u00e9"'):
         other = b'{"type":"app_heartbeat","app":"x","seq":1,"client":' + bad + b"}"
-        assert control.parse_app_heartbeat(other) == ("x", 1, False, None), bad
+        assert control.parse_app_heartbeat(other) == ("x", 1, False, None, 0), bad
     assert control.parse_app_bye(bye) == "a1b2c3"
     assert control.parse_app_bye(beat) is None
     assert control.parse_app_heartbeat(bye) is None
@@ -102,3 +102,12 @@ def test_a_malformed_app_heartbeat_is_ignored_not_raised(data: bytes) -> None:
 )
 def test_a_malformed_app_bye_is_ignored_not_raised(data: bytes) -> None:
     assert control.parse_app_bye(data) is None
+
+
+def test_an_app_heartbeat_says_how_many_publishes_are_failing() -> None:
+    beat = control.parse_app_heartbeat(control.app_heartbeat("a1", 1, failing=7))
+    assert beat is not None and beat.failing == 7
+    assert b"publish_failing" not in control.app_heartbeat("a1", 2)
+    garbled = b'{"type":"app_heartbeat","app":"a1","seq":3,"publish_failing":"many"}'
+    beat = control.parse_app_heartbeat(garbled)
+    assert beat is not None and beat.failing == 1  # something fails: never taken for 0

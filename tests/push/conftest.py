@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from tidings.broker.memory import MemoryBroker
-from tidings.protocol.tokens import KeyRing, sign_push_token
 from tidings.push.server import PushServer
 from tidings.push.settings import PushSettings
+from tidings.testing.keys import KEYS, token
 
-KEYS = KeyRing({"k1": b"a" * 32, "k2": b"b" * 32})
+__all__ = ["FAST", "KEYS", "token"]
 
 #: Fast clocks for tests: a 1 s heartbeat for the link, quick ticks.
 FAST = PushSettings(tick_interval=0.05, link_deaf_after=1.5, recheck_delay=0.01)
@@ -35,11 +35,6 @@ def pytest_asyncio_loop_factories(
     import uvloop
 
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-
-
-def token(user: int = 1, projects: list[int] | None = None, **kw: Any) -> str:
-    value, _ = sign_push_token(KEYS, user, projects or [7, 9], **kw)
-    return value
 
 
 StartServer = Callable[..., Awaitable[tuple[PushServer, MemoryBroker]]]

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from tidings.push.hub import CONN_SLOTS, Conn, Message
+from tidings.push.hub import CONN_SLOTS, Conn, EncodedMessage
 
 
 class FakeConn(Conn):
@@ -17,10 +17,10 @@ class FakeConn(Conn):
     def __init__(self) -> None:
         self.init_conn()
         self.messages: list[dict[str, Any]] = []
-        self.raw: list[Message] = []
+        self.raw: list[EncodedMessage] = []
         self.closed: tuple[int, str] | None = None
 
-    def write(self, msg: Message) -> None:
+    def write(self, msg: EncodedMessage) -> None:
         assert self.closed is None, "write after close"
         self.raw.append(msg)
         self.messages.append(orjson.loads(msg.data))

@@ -13,32 +13,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from tests.app.conftest import CHEAP_HASHER, Stack, offset_project_ids
+from tests.app.conftest import CHEAP_HASHER, Stack
 from tests.conftest import free_port
-from tests.faults.proxy import Proxy
-from tests.processes import wait_http_ok
+from tests.support import until
 from tidings.app.main import build_services, create_app
+from tidings.app.services import Services
 from tidings.app.settings import AppSettings, PushUrls
 from tidings.broker.redis_subscriber import RedisSubscriber
 from tidings.protocol.channels import app_client_name
 from tidings.protocol.push import ServerState
 from tidings.push.apps import MAX_APPS, AppWatch
 from tidings.push.server import PushServer
+from tidings.testing.database import offset_project_ids
+from tidings.testing.faults.proxy import Proxy
+from tidings.testing.waiting import wait_http_ok
 
 from .conftest import FAST, KEYS
-from .test_redis_integration import next_of, recv_json, subscribe_msg, until
+from .test_redis_integration import TIMEOUT, next_of, recv_json, subscribe_msg
+
+
+def state_of(server: PushServer) -> ServerState:
+    """The hub's state read afresh: a type checker keeps ``hub.state`` narrowed across awaits."""
+    return server.hub.state
+
 
 # -- AppWatch, on a fake clock -------------------------------------------------
 
@@ -85,6 +94,24 @@ def test_our_own_link_outage_is_not_counted_against_the_apps() -> None:
     watch.grace(10.0)  # our link came back at t=10
     assert watch.silent(12.0) == []
     assert watch.silent(13.5) == ["a"]  # still quiet deaf_after after the link came back
+
+
+def test_an_app_is_unheard_from_our_links_return_until_its_next_heartbeat() -> None:
+    watch = AppWatch(deaf_after=3.0, forget_after=30.0)
+    watch.heard("a", 0.0)
+    watch.heard("b", 0.0)
+    watch.heard("c", 0.0, client="tidings-app-c")
+    assert watch.unheard(1.0) == []
+    watch.grace(10.0)  # our link came back at t=10: what they said is stale
+    assert watch.unheard(10.0) == ["a", "b", "c"] and watch.silent(10.0) == []
+    watch.heard("a", 10.5)
+    watch.bye("b")
+    watch.gone("c")
+    assert watch.unheard(11.0) == []
+    watch.heard("b", 11.0)  # back after its goodbye: a fresh heartbeat
+    watch.grace(12.0)
+    assert watch.unheard(12.0) == ["a", "b"]
+    assert watch.unheard(15.5) == [] and watch.silent(15.5) == ["a", "b"]  # silent now
 
 
 def test_the_watch_is_bounded_oldest_heard_dropped_first() -> None:
@@ -144,37 +171,6 @@ def test_deaf_after_must_be_shorter_than_forget_after() -> None:
 # -- end to end: app -> (black hole) -> Redis <- push server <- client ----------
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    """A Redis server of this test's own: the control channel is shared by every
-    client of a Redis server, and this test silences an app on purpose, which
-    would degrade any other push server listening there."""
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server not installed")
-        pytest.skip("redis-server not installed")
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while (
-            subprocess.run(
-                ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
-            ).stdout.strip()
-            != b"PONG"
-        ):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 @contextlib.asynccontextmanager
 async def black_hole(target_port: int) -> AsyncIterator[tuple[Proxy, int]]:
     proxy = Proxy(("127.0.0.1", target_port), "blackhole")
@@ -195,97 +191,124 @@ async def metrics_text(port: int) -> str:
 DEAF_AFTER = 2.0
 
 
-async def test_an_app_cut_off_from_redis_degrades_push_until_its_lost_poke_is_recovered(
-    own_redis: str, sqlite_url: str
-) -> None:
+@dataclass
+class CutOff:
+    """A push server on a Redis of its own and an app (in process) that reaches the
+    same Redis through a black hole, which passes everything until ``proxy.set_fault``."""
+
+    server: PushServer
+    services: Services
+    stack: Stack
+    proxy: Proxy
+    lifespan: AbstractAsyncContextManager[Any]
+    app_running: bool = True
+
+    async def stop_app(self) -> None:
+        """The app's graceful shutdown (its goodbye on the control channel)."""
+        if self.app_running:
+            self.app_running = False
+            await self.lifespan.__aexit__(None, None, None)
+
+
+@contextlib.asynccontextmanager
+async def app_behind_black_hole(own_redis: str, sqlite_url: str) -> AsyncIterator[CutOff]:
     redis_port = int(own_redis.rsplit(":", 1)[1].split("/")[0])
     subscriber = RedisSubscriber(own_redis, ping_after=1.0, dead_after=2.0, backoff_max=0.5)
     server = PushServer(FAST.with_(app_deaf_after=DEAF_AFTER), subscriber, KEYS)
-    async with black_hole(redis_port) as (proxy, proxy_port):
-        settings = AppSettings(
-            database_url=sqlite_url,
-            redis_url=f"redis://127.0.0.1:{proxy_port}/0",
-            push_urls=PushUrls.from_base("http://push.test"),
-        )
-        services = build_services(settings, hasher=CHEAP_HASHER)
-        app = create_app(settings, services=services)
-        lifespan = app.router.lifespan_context(app)
-        await server.start("127.0.0.1", 0)
-        await lifespan.__aenter__()
-        try:
-            await offset_project_ids(services.engines)
-            stack = Stack(app, services, settings)
-            _user, api_token = await stack.user("ada@x.io")
-            async with stack.client(api_token) as http:
-                pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
-                await until(lambda: server.hub.state is ServerState.OK, "push ok")
-                await until(lambda: services.pokes.app_id in server.apps, "app heard")
-                async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
-                    await ws.send(subscribe_msg({pid: 1}))
-                    await recv_json(ws)
-                    proxy.set_fault(True)
-                    cut = time.monotonic()
-                    r = await http.post(
-                        f"/api/projects/{pid}/commands",
-                        json={"command": {"type": "create_story", "title": "lost poke"}},
-                    )
-                    assert r.status_code == 200
-                    version = int(r.json()["version"])
-                    seen: list[dict[str, Any]] = []
-
-                    async def read() -> dict[str, Any]:
-                        message = await recv_json(ws)
-                        seen.append(message)
-                        return message
-
-                    async def degraded() -> None:
-                        while (await next_of(read, "heartbeat"))["state"] != "degraded":
-                            pass
-
-                    await asyncio.wait_for(degraded(), DEAF_AFTER + 1.0 + (time.monotonic() - cut))
-                    detected = time.monotonic() - cut
-                    assert not [m for m in seen if m["type"] == "poke"], (
-                        "a poke got through the black hole"
-                    )
-                    assert "tidings_push_apps_silent 1.0" in await metrics_text(server.port)
-                    assert 'tidings_push_state{state="degraded"} 1.0' in await metrics_text(
-                        server.port
-                    )
-                    # The app named its connections, so the server looks for them in
-                    # CLIENT LIST every second: a partition leaves them listed (no FIN
-                    # gets through), so the app is silent, not gone.
-                    app_id = services.pokes.app_id
-                    assert server.apps.to_check(server.context.now()) == {
-                        app_id: app_client_name(app_id)
-                    }
-                    await asyncio.sleep(2.5 * FAST.app_check_interval)
-                    assert server.hub.state is ServerState.DEGRADED
-                    assert server.counters.apps_gone == 0
-                    proxy.set_fault(False)
-                    healed = time.monotonic()
-                    seen.clear()
-
-                    def ok_and_poked() -> bool:
-                        return {"type": "heartbeat", "state": "ok"} in seen and any(
-                            m["type"] == "poke" and m["project"] == pid for m in seen
-                        )
-
-                    async def recovered() -> None:
-                        # The re-sent poke may come before or after the state change.
-                        while not ok_and_poked():
-                            await read()
-
-                    await asyncio.wait_for(recovered(), 10)
-                    back = time.monotonic() - healed
-                    (poke,) = [m for m in seen if m["type"] == "poke"]
-                    assert poke["version"] == version
-            print(f"\ndegraded {detected:.2f} s after the cut; ok + poke {back:.2f} s after")
-        finally:
-            await lifespan.__aexit__(None, None, None)
-        # A graceful shutdown says goodbye: forgotten at once, no degraded state.
-        await until(lambda: services.pokes.app_id not in server.apps, "app_bye heard", 5)
-        assert server.hub.state is ServerState.OK
+    try:
+        async with black_hole(redis_port) as (proxy, proxy_port):
+            settings = AppSettings(
+                database_url=sqlite_url,
+                redis_url=f"redis://127.0.0.1:{proxy_port}/0",
+                push_urls=PushUrls.from_base("http://push.test"),
+            )
+            services = build_services(settings, hasher=CHEAP_HASHER)
+            app = create_app(settings, services=services)
+            lifespan = app.router.lifespan_context(app)
+            await server.start("127.0.0.1", 0)
+            await lifespan.__aenter__()
+            cut = CutOff(server, services, Stack(app, services, settings), proxy, lifespan)
+            try:
+                await offset_project_ids(services.engines)
+                yield cut
+            finally:
+                await cut.stop_app()
+    finally:
         await server.close()
+
+
+async def test_an_app_cut_off_from_redis_degrades_push_until_its_lost_poke_is_recovered(
+    own_redis: str, sqlite_url: str
+) -> None:
+    async with app_behind_black_hole(own_redis, sqlite_url) as rig:
+        server, services, stack, proxy = rig.server, rig.services, rig.stack, rig.proxy
+        _user, api_token = await stack.user("ada@x.io")
+        async with stack.client(api_token) as http:
+            pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
+            await until(lambda: server.hub.state is ServerState.OK, TIMEOUT, "push ok")
+            await until(lambda: services.pokes.app_id in server.apps, TIMEOUT, "app heard")
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+                await ws.send(subscribe_msg({pid: 1}))
+                await recv_json(ws)
+                proxy.set_fault(True)
+                cut = time.monotonic()
+                r = await http.post(
+                    f"/api/projects/{pid}/commands",
+                    json={"command": {"type": "create_story", "title": "lost poke"}},
+                )
+                assert r.status_code == 200
+                version = int(r.json()["version"])
+                seen: list[dict[str, Any]] = []
+
+                async def read() -> dict[str, Any]:
+                    message = await recv_json(ws)
+                    seen.append(message)
+                    return message
+
+                async def degraded() -> None:
+                    while (await next_of(read, "heartbeat"))["state"] != "degraded":
+                        pass
+
+                await asyncio.wait_for(degraded(), DEAF_AFTER + 1.0 + (time.monotonic() - cut))
+                detected = time.monotonic() - cut
+                assert not [m for m in seen if m["type"] == "poke"], (
+                    "a poke got through the black hole"
+                )
+                assert "tidings_push_apps_silent 1.0" in await metrics_text(server.port)
+                assert 'tidings_push_state{state="degraded"} 1.0' in await metrics_text(server.port)
+                # The app named its connections, so the server looks for them in
+                # CLIENT LIST every second: a partition leaves them listed (no FIN
+                # gets through), so the app is silent, not gone.
+                app_id = services.pokes.app_id
+                assert server.apps.to_check(server.context.now()) == {
+                    app_id: app_client_name(app_id)
+                }
+                await asyncio.sleep(2.5 * FAST.app_check_interval)
+                assert server.hub.state is ServerState.DEGRADED
+                assert server.counters.apps_gone == 0
+                proxy.set_fault(False)
+                healed = time.monotonic()
+                seen.clear()
+
+                def ok_and_poked() -> bool:
+                    return {"type": "heartbeat", "state": "ok"} in seen and any(
+                        m["type"] == "poke" and m["project"] == pid for m in seen
+                    )
+
+                async def recovered() -> None:
+                    # The re-sent poke may come before or after the state change.
+                    while not ok_and_poked():
+                        await read()
+
+                await asyncio.wait_for(recovered(), 10)
+                back = time.monotonic() - healed
+                (poke,) = [m for m in seen if m["type"] == "poke"]
+                assert poke["version"] == version
+        print(f"\ndegraded {detected:.2f} s after the cut; ok + poke {back:.2f} s after")
+        await rig.stop_app()
+        # A graceful shutdown says goodbye: forgotten at once, no degraded state.
+        await until(lambda: services.pokes.app_id not in server.apps, 5, "app_bye heard")
+        assert state_of(server) is ServerState.OK
 
 
 async def test_an_app_killed_without_goodbye_stops_degrading_push_within_seconds(
@@ -320,20 +343,20 @@ async def test_an_app_killed_without_goodbye_stops_degrading_push_within_seconds
         await asyncio.to_thread(
             wait_http_ok, f"http://127.0.0.1:{port}/healthz", proc, time.monotonic() + 60
         )
-        await until(lambda: server.apps.known(server.context.now()) == 1, "app heard")
+        await until(lambda: server.apps.known(server.context.now()) == 1, TIMEOUT, "app heard")
         assert server.hub.state is ServerState.OK
         proc.kill()
         await asyncio.to_thread(proc.wait, 10)
         killed = time.monotonic()
         # Silent DEAF_AFTER after its last heartbeat (up to one heartbeat, 1 s,
         # before the kill): degraded, and CLIENT LIST is asked at once.
-        await until(lambda: server.counters.apps_gone == 1, "app found gone", forget)
+        await until(lambda: server.counters.apps_gone == 1, forget, "app found gone")
         gone = time.monotonic() - killed
         assert DEAF_AFTER - 1.1 < gone < DEAF_AFTER + 2 * FAST.app_check_interval + 1.0
         assert server.apps.known(server.context.now()) == 0
         # Degraded until `hold` after it fell silent, so every client polls once.
-        assert server.hub.state is ServerState.DEGRADED
-        await until(lambda: server.hub.state is ServerState.OK, "ok again", forget)
+        assert state_of(server) is ServerState.DEGRADED
+        await until(lambda: server.hub.state is ServerState.OK, forget, "ok again")
         back = time.monotonic() - killed
         print(
             f"\napp found gone {gone:.2f} s, ok again {back:.2f} s after kill -9 "
@@ -353,49 +376,31 @@ async def test_a_member_removed_while_the_app_is_cut_off_is_revoked_once_it_heal
 ) -> None:
     # The kept poke of a project may be a later change than the removal: the
     # revocation is re-sent on its own, not only as part of a poke.
-    redis_port = int(own_redis.rsplit(":", 1)[1].split("/")[0])
-    subscriber = RedisSubscriber(own_redis, ping_after=1.0, dead_after=2.0, backoff_max=0.5)
-    server = PushServer(FAST.with_(app_deaf_after=DEAF_AFTER), subscriber, KEYS)
-    async with black_hole(redis_port) as (proxy, proxy_port):
-        settings = AppSettings(
-            database_url=sqlite_url,
-            redis_url=f"redis://127.0.0.1:{proxy_port}/0",
-            push_urls=PushUrls.from_base("http://push.test"),
-        )
-        services = build_services(settings, hasher=CHEAP_HASHER)
-        app = create_app(settings, services=services)
-        lifespan = app.router.lifespan_context(app)
-        await server.start("127.0.0.1", 0)
-        await lifespan.__aenter__()
-        try:
-            await offset_project_ids(services.engines)
-            stack = Stack(app, services, settings)
-            _owner, owner_token = await stack.user("ada@x.io")
-            member, _ = await stack.user("bob@x.io")
-            async with stack.client(owner_token) as http:
-                pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
-                url = f"/api/projects/{pid}/commands"
-                add = {"type": "add_member", "email": "bob@x.io", "role": "member"}
-                assert (await http.post(url, json={"command": add})).status_code == 200
-                await until(lambda: services.pokes.app_id in server.apps, "app heard")
-                proxy.set_fault(True)
-                remove = {"type": "remove_member", "user_id": member.id}
-                r = await http.post(url, json={"command": remove})
-                assert r.status_code == 200, r.text
-                at = r.json()["event"]["ts"]
-                later = {"type": "create_story", "title": "after the removal"}
-                assert (await http.post(url, json={"command": later})).status_code == 200
-                await asyncio.sleep(DEAF_AFTER)
-                assert server.counters.revocations_received == 0
-                proxy.set_fault(False)
-                await until(
-                    lambda: server.hub.revocations.revokes(member.id, pid, at - 60, time.time()),
-                    "revocation heard after the path healed",
-                    10,
-                )
-        finally:
-            await lifespan.__aexit__(None, None, None)
-        await server.close()
+    async with app_behind_black_hole(own_redis, sqlite_url) as rig:
+        server, services, stack, proxy = rig.server, rig.services, rig.stack, rig.proxy
+        _owner, owner_token = await stack.user("ada@x.io")
+        member, _ = await stack.user("bob@x.io")
+        async with stack.client(owner_token) as http:
+            pid = (await http.post("/api/projects", json={"name": "P"})).json()["project"]
+            url = f"/api/projects/{pid}/commands"
+            add = {"type": "add_member", "email": "bob@x.io", "role": "member"}
+            assert (await http.post(url, json={"command": add})).status_code == 200
+            await until(lambda: services.pokes.app_id in server.apps, TIMEOUT, "app heard")
+            proxy.set_fault(True)
+            remove = {"type": "remove_member", "user_id": member.id}
+            r = await http.post(url, json={"command": remove})
+            assert r.status_code == 200, r.text
+            at = r.json()["event"]["ts"]
+            later = {"type": "create_story", "title": "after the removal"}
+            assert (await http.post(url, json={"command": later})).status_code == 200
+            await asyncio.sleep(DEAF_AFTER)
+            assert server.counters.revocations_received == 0
+            proxy.set_fault(False)
+            await until(
+                lambda: server.hub.revocations.revokes(member.id, pid, at - 60, time.time()),
+                10,
+                "revocation heard after the path healed",
+            )
 
 
 async def test_the_kill_switch_reaches_connected_clients_through_the_app_heartbeat(
@@ -420,8 +425,8 @@ async def test_the_kill_switch_reaches_connected_clients_through_the_app_heartbe
     # Flag cache + one heartbeat + the judge's tick, with room for a busy machine.
     bound = settings.flag_cache_ttl + 1.0 + 3.0
     try:
-        await until(lambda: services.pokes.app_id in server.apps, "app heard")
-        await until(lambda: server.hub.state is ServerState.OK, "push ok")
+        await until(lambda: services.pokes.app_id in server.apps, TIMEOUT, "app heard")
+        await until(lambda: server.hub.state is ServerState.OK, TIMEOUT, "push ok")
         async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
             await ws.send(subscribe_msg({1: 0}))
             assert (await recv_json(ws))["state"] == "ok"

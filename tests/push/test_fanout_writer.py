@@ -21,9 +21,10 @@ from typing import Any, ClassVar
 import pytest
 import uvloop
 
+from tests.support import unavailable
 from tidings.push import fanout as fanout_module
 from tidings.push.fanout import Fanout, fanout_python
-from tidings.push.hub import CONN_SLOTS, Conn, Message
+from tidings.push.hub import CONN_SLOTS, Conn, EncodedMessage
 from tidings.push.websocket import direct_fd
 from tidings.push.wsframe import text_frame
 
@@ -45,10 +46,10 @@ def impl(name: str) -> Fanout:
         return fanout_python
     native = fanout_module.NATIVE
     if native is None:
-        message = "the native fan-out (src/tidings/push/_fanout.c) is not built"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}: CI builds it (pip install -e . with gcc)")
-        pytest.skip(message)
+        unavailable(
+            "the native fan-out (src/tidings/push/_fanout.c) is not built",
+            ": CI builds it (pip install -e . with gcc)",
+        )
     return native
 
 
@@ -57,7 +58,7 @@ def run(loop: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         runner.run(asyncio.wait_for(main(), WAIT * 4))
 
 
-def refuse(conn: Conn, project: int, msg: Message) -> None:
+def refuse(conn: Conn, project: int, msg: EncodedMessage) -> None:
     raise AssertionError("nothing is paused here")
 
 
@@ -82,7 +83,7 @@ class SockConn(Conn, asyncio.Protocol):
         self.versions = {1: 0}
         self.wfd = direct_fd(self.transport)  # type: ignore[arg-type]
 
-    def write(self, msg: Message) -> None:
+    def write(self, msg: EncodedMessage) -> None:
         self.writes += 1
         assert self.transport is not None
         if self.lost.done():
@@ -93,7 +94,7 @@ class SockConn(Conn, asyncio.Protocol):
             frame = msg.frames[key] = self.frame(msg)
         self.transport.write(frame)
 
-    def frame(self, msg: Message) -> bytes:
+    def frame(self, msg: EncodedMessage) -> bytes:
         return text_frame(msg.data)
 
     def pause_writing(self) -> None:
@@ -111,7 +112,7 @@ class PrefixConn(SockConn):
     __slots__ = ()
     direct_frame_key: ClassVar[str | None] = "prefixed"
 
-    def frame(self, msg: Message) -> bytes:
+    def frame(self, msg: EncodedMessage) -> bytes:
         return text_frame(b"42" + msg.data)
 
 
@@ -122,8 +123,8 @@ class NoKeyConn(SockConn):
     direct_frame_key: ClassVar[str | None] = None
 
 
-def message(frame: bytes) -> Message:
-    msg = Message(b"{}")
+def message(frame: bytes) -> EncodedMessage:
+    msg = EncodedMessage(b"{}")
     msg.frames[FRAME_KEY] = frame
     return msg
 
@@ -175,8 +176,8 @@ def test_writes_every_watcher_behind_once_and_queues_the_paused(name: str) -> No
     behind, ahead, level, paused = FakeConn(), FakeConn(), FakeConn(), FakeConn()
     behind.versions, ahead.versions, level.versions = {5: 1}, {5: 9}, {5: 3}
     paused.versions, paused.paused_since = {5: 1}, 10.0
-    queued: list[tuple[Conn, int, Message]] = []
-    msg = Message(b'{"type":"poke","project":5,"version":3}')
+    queued: list[tuple[Conn, int, EncodedMessage]] = []
+    msg = EncodedMessage(b'{"type":"poke","project":5,"version":3}')
 
     sent = loop_fanout(
         [behind, ahead, level, paused], 5, 3, msg, lambda c, p, m: queued.append((c, p, m))
@@ -193,11 +194,11 @@ def test_an_unwatched_project_and_a_failing_write_raise_as_in_python(name: str) 
     loop_fanout = impl(name)
     stranger = FakeConn()
     with pytest.raises(KeyError):
-        loop_fanout([stranger], 5, 3, Message(b"{}"), refuse)
+        loop_fanout([stranger], 5, 3, EncodedMessage(b"{}"), refuse)
     closed = FakeConn()
     closed.versions, closed.closed = {5: 1}, (1000, "")
     with pytest.raises(AssertionError, match="write after close"):
-        loop_fanout([closed], 5, 3, Message(b"{}"), refuse)
+        loop_fanout([closed], 5, 3, EncodedMessage(b"{}"), refuse)
 
 
 # -- the direct path on real sockets ------------------------------------------
@@ -388,7 +389,7 @@ def test_direct_sockets_mixed_with_other_transports_each_get_the_message_once(
         other = FakeConn()  # SSE or Socket.IO: always through write()
         other.versions = {1: 0}
         queued: list[Conn] = []
-        msg = Message(b'{"type":"poke"}')  # not framed yet: the first write() frames it
+        msg = EncodedMessage(b'{"type":"poke"}')  # not framed yet: the first write() frames it
         frame = text_frame(msg.data)
         conns: list[Conn] = [other, a, paused, b]
         sent = impl(name)(conns, 1, 1, msg, lambda c, p, m: queued.append(c))
@@ -412,7 +413,7 @@ def test_each_connection_type_gets_its_own_framing_sent_directly(name: str) -> N
     async def main() -> None:
         kinds: list[type[SockConn]] = [SockConn, PrefixConn, NoKeyConn] * 3
         pairs = [await pair(kind=kind) for kind in kinds]
-        msg = Message(b'{"type":"poke"}')
+        msg = EncodedMessage(b'{"type":"poke"}')
         sent = impl(name)([conn for conn, _ in pairs], 1, 1, msg, refuse)
 
         assert sent == len(pairs)

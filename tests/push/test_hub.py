@@ -499,3 +499,116 @@ def test_a_first_heartbeat_comes_about_an_interval_after_connecting_at_the_phase
     assert len(conn.of_type("heartbeat")) == 1
     hub.tick(110.0 + 49.26 * slot)
     assert len(conn.of_type("heartbeat")) == 2
+
+
+def test_a_version_key_out_of_range_is_counted_and_skipped_and_the_others_still_poke() -> None:
+    rig = Rig()
+    a = rig.conn({7: 1, 9: 1})
+    # Before: orjson could not encode 2**64 + 1, and the exception killed the reader.
+    rig.hub.on_versions({7: 2**64 + 1, 9: 4}, WALL)
+    assert a.pokes() == [(9, 4)]
+    assert rig.hub.counters.broker_invalid == 1
+    rig.hub.on_versions({7: 2**53 + 1}, WALL)
+    rig.poke(7, 2)
+    assert a.pokes() == [(9, 4), (7, 2)]
+    assert rig.hub.counters.broker_invalid == 2
+
+
+def test_a_poke_out_of_range_does_not_make_later_real_pokes_stale() -> None:
+    rig = Rig()
+    a = rig.conn({7: 1})
+    rig.poke(7, 2**64 - 1)
+    rig.poke(7, 2)
+    assert a.pokes() == [(7, 2)]
+    assert rig.hub.counters.broker_invalid == 1
+    assert rig.hub.known_version(7) == 2
+
+
+def test_a_poke_whose_events_were_refused_goes_out_as_a_plain_poke_and_is_counted() -> None:
+    rig = Rig(forward_events=True)
+    a = rig.conn({7: 1})
+    rig.hub.on_poke(Poke(7, 2, WALL, None, "story.story_type: not a story type"))
+    assert a.pokes() == [(7, 2)]
+    assert "events" not in a.of_type("poke")[0]
+    assert rig.hub.counters.broker_invalid == 1
+
+
+def test_a_revocation_dated_in_the_future_lasts_only_as_long_as_one_from_now() -> None:
+    rig = Rig(max_token_lifetime=600.0)
+    revocations = rig.hub.revocations
+    rig.hub.on_revoke(1, 7, WALL + 10**9, WALL)
+    assert revocations.revokes(1, 7, WALL, WALL + 1.0)
+    # Kept as if dated now (plus the leeway): gone once a token from now has expired.
+    assert not revocations.revokes(1, 7, WALL, WALL + 5.0 + revocations.retention)
+    # And a token issued after that is not refused meanwhile.
+    assert not revocations.revokes(1, 7, WALL + 60.0, WALL + 60.0)
+
+
+def test_a_forged_poke_in_range_silences_a_project_only_until_the_key_is_read_twice() -> None:
+    rig = Rig()
+    a = rig.conn({7: 1})
+    rig.poke(7, 2**53)  # within bounds, but no commit ever had it: its key never did
+    rig.poke(7, 2)  # a real commit: stale next to 2**53
+    assert a.pokes() == [(7, 2**53)]
+    # One read below the poked version is a read that raced a poke: nothing changes.
+    rig.hub.on_versions({7: 2}, WALL)
+    rig.poke(7, 3)
+    assert a.pokes() == [(7, 2**53)]
+    # Twice for the same version: the key is believed again (its poke, dropped as
+    # stale, is made now), and real pokes flow.
+    rig.hub.on_versions({7: 3}, WALL)
+    assert rig.hub.known_version(7) == 3
+    assert rig.hub.counters.broker_invalid == 1
+    assert a.pokes() == [(7, 2**53), (7, 3)]
+    rig.poke(7, 4)
+    assert a.pokes() == [(7, 2**53), (7, 3), (7, 4)]
+    late = rig.conn({7: 3})
+    assert late.pokes() == [(7, 4)]
+    rig.poke(7, 5)
+    assert late.pokes() == [(7, 4), (7, 5)]
+
+
+def test_a_read_that_raced_a_poke_changes_nothing() -> None:
+    rig = Rig()
+    a = rig.conn({7: 1})
+    rig.poke(7, 5)
+    rig.hub.on_versions({7: 4}, WALL)  # the read left before 5's key was set
+    rig.hub.on_versions({7: 5}, WALL)  # the next read sees it
+    rig.hub.on_versions({7: 4}, WALL)  # another race, later: still once per version
+    assert rig.hub.known_version(7) == 5
+    assert rig.hub.counters.broker_invalid == 0
+    rig.poke(7, 5)
+    assert a.pokes() == [(7, 5)]
+
+
+def _group_by_the_rule(hub: Hub, groups: list[set[Any]]) -> int:
+    """``_group_for_new`` as documented, recomputed from scratch: the group served
+    last, else the one before it, and so on, the first with fewer than the cap
+    (counting the connection being attached)."""
+    cap = max(MIN_GROUP_CAP, 2 * (len(hub) + 1) // HEARTBEAT_GROUPS)
+    group = (hub._beat_next_group - 1) % HEARTBEAT_GROUPS
+    for _ in range(HEARTBEAT_GROUPS - 1):
+        if len(groups[group]) < cap:
+            break
+        group = (group - 1) % HEARTBEAT_GROUPS
+    return group
+
+
+def test_new_connections_join_the_group_the_rule_picks_through_arrivals_leaves_and_beats() -> None:
+    rig = Rig(heartbeat_interval=10.0)
+    rng = random.Random(16)
+    live: list[FakeConn] = []
+    groups = rig.hub._beat_groups
+    for _ in range(6000):
+        roll = rng.random()
+        if roll < 0.2 and live:
+            rig.hub.detach(live.pop(rng.randrange(len(live))))
+        elif roll < 0.23:
+            rig.advance(0.2)
+        else:
+            expected = _group_by_the_rule(rig.hub, groups)
+            conn = FakeConn()
+            rig.hub.attach(conn, rig.now)
+            assert conn.beat_group == expected
+            live.append(conn)
+    assert len(live) > 3000  # past the point where the cap grows with the count

@@ -9,14 +9,16 @@ import time
 import orjson
 import pytest
 
+from tests.support import until
 from tidings.protocol.channels import project_channel
 from tidings.protocol.errors import CloseCode
 from tidings.protocol.poke import Poke, encode_poke
 from tidings.protocol.push import ServerState
 from tidings.push.settings import from_env
+from tidings.testing.clients import RawWebSocket
 
-from .clients import RawWebSocket
 from .conftest import StartServer, token
+from .test_redis_integration import TIMEOUT
 
 
 async def request(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -53,7 +55,7 @@ async def test_metrics_count_connections_and_pokes(start_server: StartServer) ->
     await broker.publish(project_channel(7), encode_poke(Poke(7, 2, time.time())))
     await ws.message()
     await broker.publish(project_channel(7), b"{not a poke")
-    await asyncio.sleep(0.05)
+    await until(lambda: server.counters.broker_invalid == 1, TIMEOUT, "the bad poke counted")
     status, headers, body = await request(server.port, get("/metrics"))
     text = body.decode()
     assert status == 200 and headers["content-type"].startswith("text/plain")
@@ -71,6 +73,64 @@ async def test_metrics_count_connections_and_pokes(start_server: StartServer) ->
         assert line in text, line
     assert "tidings_push_link_heartbeat_age_seconds" in text
     ws.close()
+
+
+async def test_an_idle_healthy_server_reports_ok_and_every_series_at_zero(
+    start_server: StartServer,
+) -> None:
+    """No client yet (an empty hub is falsy): the state is ok, not degraded, and every
+    transport's connections series exists, so alerts and dashboards see them from the start."""
+    server, _ = await start_server()
+    status, _, body = await request(server.port, get("/metrics"))
+    text = body.decode()
+    assert status == 200
+    for line in (
+        'tidings_push_state{state="ok"} 1.0',
+        'tidings_push_state{state="degraded"} 0.0',
+        'tidings_push_connections{transport="ws"} 0.0',
+        'tidings_push_connections{transport="sse"} 0.0',
+        'tidings_push_connections{transport="socketio"} 0.0',
+        "tidings_push_draining 0.0",
+        "tidings_push_task_restarts_total 0.0",
+    ):
+        assert line in text, line
+    stats = server.stats()
+    assert stats["state"] == "ok" and stats["draining"] is False
+    assert stats["connections"] == {"ws": 0, "sse": 0, "socketio": 0}
+
+
+async def test_a_crash_of_the_servers_clock_is_logged_and_the_clock_started_again(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server, _ = await start_server()
+    hub = server.hub
+    real_tick = hub.tick
+    crashed: list[float] = []
+    ticks_after: list[float] = []
+
+    def tick(now: float) -> None:
+        if not crashed:
+            crashed.append(now)
+            raise RuntimeError("a bug in the clock")
+        ticks_after.append(now)
+        real_tick(now)
+
+    hub.tick = tick  # type: ignore[method-assign]
+    await until(lambda: len(ticks_after) >= 3, 5, "the clock started again")
+    assert server.counters.task_restarts == 1
+    crashes = [r for r in caplog.records if "event=task_crashed task=tick" in r.getMessage()]
+    assert len(crashes) == 1 and crashes[0].name == "tidings.push"
+    _, _, body = await request(server.port, get("/metrics"))
+    assert b"tidings_push_task_restarts_total 1.0" in body
+
+
+async def test_socketio_is_served_by_the_route_table(start_server: StartServer) -> None:
+    server, _ = await start_server()
+    for path in ("/socket.io/", "/socket.io"):
+        status, _, body = await request(server.port, get(path))
+        # Mounted: Engine.IO itself refuses a handshake with no transport (not a 404).
+        assert (status, orjson.loads(body)) == (400, {"code": 0, "message": "Transport unknown"})
+    assert (await request(server.port, get("/socket.iox")))[0] == 404
 
 
 async def test_keep_alive_serves_several_requests_on_one_connection(
@@ -103,8 +163,7 @@ async def test_a_silent_socket_is_closed_after_the_handshake_timeout(
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
-    await asyncio.sleep(0.05)
-    assert server.context.sockets == 0
+    await until(lambda: server.context.sockets == 0, TIMEOUT, "the socket counted closed")
 
 
 async def test_drain_tells_everyone_closes_each_at_its_delay_and_stops_accepting(
@@ -120,6 +179,8 @@ async def test_drain_tells_everyone_closes_each_at_its_delay_and_stops_accepting
     started = time.monotonic()
     drain = asyncio.create_task(server.drain(1.0))
     for ws in clients:
+        # The state at once (not at the next heartbeat round), then the delay.
+        assert await ws.message() == {"type": "heartbeat", "state": "draining"}
         told = await ws.message()
         assert told["type"] == "drain" and 0 <= told["reconnect_after"] < 1.0
         assert (await ws.close_code())[0] == CloseCode.GOING_AWAY
@@ -162,7 +223,10 @@ async def test_the_audit_pokes_a_client_left_behind_its_key_and_can_be_turned_of
         ws.send_json({"type": "subscribe", "token": token(), "projects": {"7": 3}})
         assert (await ws.message())["type"] == "subscribed"
         clients.append(ws)
-    await asyncio.sleep(0.1)  # the subscribe-time version check found no key
+    # The subscribe-time version check is done (it found no key).
+    await until(
+        lambda: all(s.versions.idle for s, _ in (audited, unaudited)), TIMEOUT, "version checks"
+    )
     for _, broker in (audited, unaudited):
         await broker.set_version(7, 5)
     started = time.monotonic()

@@ -14,8 +14,8 @@ from tidings.protocol.errors import BadRequest, CloseCode, Unauthorized
 from tidings.protocol.poke import Poke, encode_poke
 from tidings.push.http import Request
 from tidings.push.sse import parse_query
+from tidings.testing.clients import RawSse
 
-from .clients import RawSse
 from .conftest import StartServer, token
 
 

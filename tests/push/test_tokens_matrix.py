@@ -22,8 +22,8 @@ import pytest
 
 from tidings.protocol.errors import CloseCode
 from tidings.protocol.tokens import AUDIENCE, ISSUER, MAX_TOKEN_BYTES
+from tidings.testing.clients import RawSse, RawWebSocket
 
-from .clients import RawSse, RawWebSocket
 from .conftest import StartServer, token
 
 K1, K2 = b"a" * 32, b"b" * 32  # the test key ring's secrets (conftest.KEYS)
@@ -99,6 +99,13 @@ CASES: dict[str, Case] = {
     "missing-exp": Case(lambda: _signed(_claims(exp=None)), "exp"),
     "missing-sub": Case(lambda: _signed(_claims(sub=None)), "sub"),
     "missing-prj": Case(lambda: _signed(_claims(prj=None)), "prj"),
+    # Validly signed, with claims of the wrong type: refused, never a crash.
+    "exp-string": Case(lambda: _signed(_claims(exp=str(int(now()) + 600))), "exp"),
+    "exp-infinity": Case(lambda: _signed(_claims(exp=float("inf"))), "exp"),
+    "nbf-float": Case(lambda: _signed(_claims(nbf=now() - 1)), "nbf"),
+    "iat-string": Case(lambda: _signed(_claims(iat="yesterday")), "iat"),
+    "sub-unicode-digit": Case(lambda: _signed(_claims(sub="\u00b2")), "sub"),
+    "sub-huge": Case(lambda: _signed(_claims(sub="9" * 5000)), "sub"),
     "project-not-named": Case(lambda: token(projects=[9]), "do", forbidden=True),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -10,12 +11,15 @@ import orjson
 import pytest
 import websockets
 
+from tests.support import until
 from tidings.protocol.channels import project_channel
 from tidings.protocol.errors import CloseCode
 from tidings.protocol.poke import Poke, encode_poke
-from tidings.push.wsframe import OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT
+from tidings.push.websocket import PONG_BUFFER_BYTES, PushWebSocket
+from tidings.push.wsframe import OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, text_frame
+from tidings.testing.clients import TIMEOUT as WAIT
+from tidings.testing.clients import RawWebSocket, client_frame
 
-from .clients import RawWebSocket, client_frame
 from .conftest import StartServer, token
 
 
@@ -89,8 +93,7 @@ async def test_bad_frames_close_with_a_code(
     ws.writer.write(frame)
     assert (await ws.close_code())[0] == code
     assert await ws.eof()
-    await asyncio.sleep(0.05)
-    assert len(server.hub) == 0
+    await until(lambda: len(server.hub) == 0, WAIT, "the hub to forget the connection")
 
 
 async def test_a_client_close_is_echoed_and_forgotten(start_server: StartServer) -> None:
@@ -99,8 +102,7 @@ async def test_a_client_close_is_echoed_and_forgotten(start_server: StartServer)
     ws.send(0x8, (4000).to_bytes(2, "big") + b"bye")
     assert await ws.close_code() == (4000, "")
     assert await ws.eof()
-    await asyncio.sleep(0.05)
-    assert server.hub.watchers(7) == 0
+    await until(lambda: server.hub.watchers(7) == 0, WAIT, "the hub to forget the watcher")
 
 
 async def test_refresh_keeps_the_subscription_and_adds_projects(start_server: StartServer) -> None:
@@ -155,11 +157,12 @@ async def test_a_full_server_upgrades_then_closes_with_1013(start_server: StartS
     assert second.status == 101
     assert (await second.close_code())[0] == CloseCode.TRY_AGAIN_LATER
     assert await second.eof()
-    await asyncio.sleep(0.05)
+    # The third is refused for the first's sake alone: the second's socket is gone.
+    await until(lambda: server.context.sockets == 1, WAIT, "the second socket to be closed")
     third = await RawWebSocket.connect(server.port)
     assert (await third.close_code())[0] == CloseCode.TRY_AGAIN_LATER
     first.close()
-    await asyncio.sleep(0.1)
+    await until(lambda: server.context.sockets == 0, WAIT, "every socket to be closed")
     fourth = await subscribed(server.port)
     fourth.close()
 
@@ -183,3 +186,64 @@ async def test_same_bytes_are_written_to_every_client(start_server: StartServer)
     assert frames == {(OP_TEXT, b'{"type":"poke","project":7,"version":2,"ts":1.5}')}
     for c in clients:
         c.close()
+
+
+async def test_a_subscribed_client_gets_its_whole_budget_then_1008(
+    start_server: StartServer,
+) -> None:
+    """The unsubscribed budget's debt (its subscribe) does not carry over: after
+    ``subscribe`` all 32 frames of the larger budget are there, the 33rd closes."""
+    server, _ = await start_server()
+    ws = await subscribed(server.port)
+    for k in range(32):
+        ws.send(OP_PING, str(k).encode())
+    for k in range(32):
+        assert await ws.frame() == (OP_PONG, str(k).encode())
+    ws.send(OP_PING, b"one too many")
+    assert await ws.close_code() == (CloseCode.POLICY, "too many frames: over 32 at 1 per second")
+    ws.close()
+
+
+async def test_frames_before_subscribe_are_few(start_server: StartServer) -> None:
+    server, _ = await start_server()
+    ws = await RawWebSocket.connect(server.port)
+    for _ in range(9):
+        ws.send(OP_PONG, b"")
+    assert await ws.close_code() == (CloseCode.POLICY, "too many frames: over 8 at 0.2 per second")
+    ws.close()
+
+
+async def test_no_pong_is_queued_while_the_send_buffer_is_backed_up(
+    start_server: StartServer,
+) -> None:
+    """A client that pings and does not read gets no PONGs queued behind its backlog
+    (RFC 6455 5.5.3 lets a server answer only the latest ping); once it has read
+    the backlog, its next ping is answered."""
+    server, _ = await start_server()
+    ws = await subscribed(server.port)
+    (conn,) = list(server.hub)
+    assert isinstance(conn, PushWebSocket) and conn.transport is not None
+    # Small kernel buffers on both ends: the backlog then waits in the process.
+    server_sock = conn.transport.get_extra_info("socket")
+    server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    ws.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    backlog = text_frame(b"x" * 30_000)
+    for _ in range(2):
+        conn.send_frame(backlog)
+    before = conn.transport.get_write_buffer_size()
+    assert before > PONG_BUFFER_BYTES
+    spent = conn._full_at
+    for k in range(3):
+        ws.send(OP_PING, str(k).encode())
+    deadline = time.monotonic() + 5
+    while conn._full_at == spent:  # until the server has read the three pings
+        assert time.monotonic() < deadline, "the pings were never read"
+        await asyncio.sleep(0.01)
+    assert conn.transport.get_write_buffer_size() <= before
+    server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    ws.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    for _ in range(2):
+        assert await ws.frame() == (OP_TEXT, b"x" * 30_000)
+    ws.send(OP_PING, b"now")
+    assert await ws.frame() == (OP_PONG, b"now")
+    ws.close()

@@ -11,16 +11,17 @@ from tidings.push.wsframe import (
     OP_CONT,
     OP_PING,
     OP_TEXT,
+    FrameBudget,
     FrameError,
     FrameReader,
+    OverBudget,
     accept_key,
     close_frame,
     encode_frame,
     parse_close,
     unmask,
 )
-
-from .clients import client_frame
+from tidings.testing.clients import client_frame
 
 
 def test_accept_key_matches_the_rfc_example() -> None:
@@ -101,6 +102,64 @@ def test_oversize_counts_the_whole_fragmented_message() -> None:
     with pytest.raises(FrameError) as exc:
         reader.feed(client_frame(OP_CONT, b"x" * 401))
     assert exc.value.code == CloseCode.TOO_BIG
+
+
+def test_a_message_in_too_many_fragments_is_refused_whatever_its_size() -> None:
+    reader = FrameReader(1000, max_fragments=4)
+    frames = reader.feed(
+        client_frame(OP_TEXT, b"{", fin=False) + client_frame(OP_CONT, b"", fin=False) * 3
+    )
+    assert frames == [] and not reader.idle
+    with pytest.raises(FrameError) as exc:
+        reader.feed(client_frame(OP_CONT, b"}"))
+    assert exc.value.code == CloseCode.TOO_BIG
+    assert exc.value.reason == "message in over 4 fragments"
+
+
+def test_fragments_are_counted_per_message() -> None:
+    reader = FrameReader(1000, max_fragments=2)
+    whole = client_frame(OP_TEXT, b"a", fin=False) + client_frame(OP_CONT, b"b")
+    assert reader.feed(whole * 5) == [(OP_TEXT, b"ab")] * 5
+
+
+def test_the_reader_parses_no_frame_past_its_allowance() -> None:
+    reader = FrameReader(1000)
+    pings = client_frame(OP_PING, b"") * 3
+    assert reader.feed(pings, allowance=3) == [(OP_PING, b"")] * 3
+    assert reader.spent == 3
+    with pytest.raises(OverBudget) as exc:
+        reader.feed(pings + client_frame(OP_PING, b""), allowance=3)
+    assert exc.value.code == CloseCode.POLICY
+    # A partial frame is spent only once it is whole.
+    reader = FrameReader(1000)
+    hello = client_frame(OP_TEXT, b"hello")
+    assert reader.feed(hello[:4], allowance=1) == []
+    assert reader.spent == 0
+    assert reader.feed(hello[4:], allowance=1) == [(OP_TEXT, b"hello")]
+    assert reader.spent == 1
+
+
+def test_a_frame_budget_allows_its_burst_then_its_rate() -> None:
+    budget = FrameBudget(burst=8, rate=0.5)
+    full_at = 0.0
+    assert budget.allowance(full_at, 100.0) == 8
+    full_at = budget.spend(full_at, 100.0, 8)
+    assert full_at == 116.0  # 8 frames at one per 2 s
+    assert budget.allowance(full_at, 100.0) == 0
+    assert budget.allowance(full_at, 101.9) == 0
+    assert budget.allowance(full_at, 102.0) == 1
+    assert budget.allowance(full_at, 110.0) == 5
+    assert budget.allowance(full_at, 200.0) == 8  # never more than the burst
+    full_at = budget.spend(full_at, 102.0, 1)
+    assert budget.allowance(full_at, 102.0) == 0
+    assert budget.spend(full_at, 102.0, 0) == full_at
+    assert "over 8 at 0.5 per second" in budget.reason
+
+
+@pytest.mark.parametrize(("burst", "rate"), [(0, 1.0), (8, 0.0), (8, -1.0)])
+def test_a_frame_budget_must_allow_something(burst: int, rate: float) -> None:
+    with pytest.raises(ValueError):
+        FrameBudget(burst, rate)
 
 
 def test_a_64_bit_length_is_refused_without_buffering() -> None:

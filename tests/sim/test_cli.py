@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,11 +13,11 @@ from tidings.cli import main
 TINY = ["--clients", "200", "--projects", "4", "--servers", "2", "--duration", "10", "--quiet"]
 
 
-@pytest.mark.parametrize("scenario", ["steady", "crash", "deploy"])
+@pytest.mark.parametrize("scenario", ["steady", "crash", "deploy", "pause"])
 def test_each_scenario_writes_its_json_and_plot(
     scenario: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    extra = ["--drain-window", "5"] if scenario == "deploy" else []
+    extra = {"deploy": ["--drain-window", "5"], "pause": ["--pause", "5"]}.get(scenario, [])
     assert main(["sim", scenario, *TINY, *extra, "--out", str(tmp_path)]) == 0
     body = json.loads((tmp_path / f"{scenario}.json").read_text())
     assert (tmp_path / f"{scenario}.png").stat().st_size > 10_000
@@ -26,6 +27,7 @@ def test_each_scenario_writes_its_json_and_plot(
         "steady": {"poll", "poke", "full"},
         "crash": {"crash"},
         "deploy": {"drain 5 s", "drain 0 s"},
+        "pause": {"pause"},
     }[scenario]
     assert set(runs) == expected
     for run in runs.values():
@@ -38,7 +40,7 @@ def test_each_scenario_writes_its_json_and_plot(
 def test_compare_prints_measured_and_simulated_side_by_side(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    measured = {
+    measured: dict[str, Any] = {
         "params": {
             "clients": 200,
             "projects": 4,

@@ -9,7 +9,15 @@ import pytest
 
 from tidings.client.controller import PushState
 from tidings.sim.clock import EPOCH
-from tidings.sim.scenarios import CrashPlan, DeployPlan, crash, deploy, fanout, run_world
+from tidings.sim.scenarios import (
+    CrashPlan,
+    DeployPlan,
+    crash,
+    deploy,
+    fanout,
+    pause,
+    run_world,
+)
 from tidings.sim.world import Mode, SimConfig, World
 
 SMALL = SimConfig(
@@ -118,6 +126,26 @@ def test_the_drain_window_spreads_reconnects_and_no_window_makes_a_herd() -> Non
     # Without the window the whole server reconnects within a second.
     assert herd["peak_reconnects_per_s"] >= 0.9 * second
     assert s["unconverged_clients"] == herd["unconverged_clients"] == 0
+
+
+def test_a_redis_pause_degrades_every_server_and_changes_still_arrive_by_short_polls() -> None:
+    """Pokes published during the pause are lost. The health policy misses its link
+    heartbeat for ``link_deaf_after`` (3 s) and clients hear ``degraded``, so they
+    poll every ``fallback_interval`` (5 s) instead of the 60 s long interval; when
+    Redis answers again the servers are ok and re-check every project."""
+    cfg = SMALL.with_(duration=30, edits_per_s=4.0)
+    (run,) = pause(cfg, seconds=12.0, progress=None, at=5.0)
+    s = run.summary
+    assert s["pokes_lost"] > 10
+    # Every server degraded for most of the pause (not before the first 3 s), then ok.
+    degraded = run.series["servers_degraded"]
+    start = s["pause_at_s"]
+    assert degraded[start + 1] == 0 and degraded[start + 5 : start + 12] == [cfg.servers] * 7
+    assert degraded[start + 14 :] == [0] * len(degraded[start + 14 :])
+    # A change lost with its poke waits at most: 3 s to degraded, then one short
+    # interval with its jitter (5 s + 20 %), plus round trips; never a long one.
+    assert s["staleness_max_ms"] < 3_000 + 6_000 + 1_000
+    assert s["unconverged_clients"] == 0
 
 
 def test_sampled_mode_agrees_with_the_full_population() -> None:

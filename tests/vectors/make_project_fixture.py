@@ -23,7 +23,7 @@ from tidings.protocol.errors import TidingsError
 
 OUT = Path(__file__).resolve().parent / "project_events.json"
 PROJECT = 7
-SEED = 20241128
+SEED = 1
 EVENTS = 120
 USERS = {1: "Ada", 2: "Grace", 3: "Edsger", 4: "Barbara"}
 COMMAND = TypeAdapter(c.Command)
@@ -39,13 +39,14 @@ def _random_command(rng: random.Random, state: dict[str, Any]) -> dict[str, Any]
     member_ids = [m["user_id"] for m in state["members"]]
     states = [s.value for s in c.StoryState]
     kinds: list[str] = ["create_story"] * 2 + ["rename_project", "add_member", "remove_member"]
+    kinds += ["set_role"]
     if story is not None:
         kinds += ["update_story"] * 2 + ["move_story"] * 2 + ["delete_story", "add_comment"] * 2
         kinds += ["add_task"] * 2
         if story["comments"]:
             kinds += ["edit_comment", "delete_comment"]
         if story["tasks"]:
-            kinds += ["complete_task", "reorder_task", "delete_task"]
+            kinds += ["edit_task", "complete_task", "reorder_task", "delete_task"]
     kind = rng.choice(kinds)
     sid = story["id"] if story else 0
     if kind == "create_story":
@@ -66,6 +67,9 @@ def _random_command(rng: random.Random, state: dict[str, Any]) -> dict[str, Any]
             "email": "x@example.com",
             "role": rng.choice(["owner", "member", "viewer"]),
         }
+    if kind == "set_role":
+        role = rng.choice(["owner", "member", "viewer"])
+        return {"type": kind, "user_id": rng.choice(list(USERS)), "role": role}
     if kind == "remove_member":
         return {"type": kind, "user_id": rng.choice(list(USERS))}
     if kind == "update_story":
@@ -98,6 +102,9 @@ def _random_command(rng: random.Random, state: dict[str, Any]) -> dict[str, Any]
     if kind == "add_task":
         return {"type": kind, "story_id": sid, "text": f"task {rng.randint(1, 99)}"}
     task = rng.choice(story["tasks"])["id"]
+    if kind == "edit_task":
+        text = f"edited {rng.randint(1, 99)}"
+        return {"type": kind, "story_id": sid, "task_id": task, "text": text}
     if kind == "complete_task":
         return {"type": kind, "story_id": sid, "task_id": task, "done": rng.random() < 0.7}
     if kind == "reorder_task":

@@ -21,6 +21,13 @@ def add_arguments(sub: Any, handler: Callable[[argparse.Namespace], int]) -> Non
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_arg(db_sub.add_parser("upgrade", help="apply migrations"))
+    rebuild = db_sub.add_parser(
+        "rebuild", help="rebuild the read model (stories, members) from the event log"
+    )
+    rebuild.add_argument(
+        "--project", type=int, default=None, help="only this project (default: every project)"
+    )
+    db_arg(rebuild)
 
     users = sub.add_parser("users", help="user accounts")
     users_sub = users.add_subparsers(dest="users_command", required=True)
@@ -64,6 +71,7 @@ def add_arguments(sub: Any, handler: Callable[[argparse.Namespace], int]) -> Non
 
 async def run(args: argparse.Namespace) -> int:
     # Imported here: `tidings push` and `tidings watch` need none of the database stack.
+    from tidings.protocol.errors import NotFound
     from tidings.store import migrate
     from tidings.store.accounts import Accounts
     from tidings.store.engine import create_engines
@@ -73,7 +81,16 @@ async def run(args: argparse.Namespace) -> int:
     engines = create_engines(args.db)
     try:
         await migrate.upgrade(engines)
-        if args.command == "db":
+        if args.command == "db" and args.db_command == "rebuild":
+            log = EventStore(engines)
+            pids = [args.project] if args.project is not None else await log.project_ids()
+            for pid in pids:
+                try:
+                    version = await log.rebuild(pid)
+                except NotFound:
+                    raise SystemExit(f"no project {pid}") from None
+                print(json.dumps({"project": pid, "version": version}))
+        elif args.command == "db":
             print("database is at the latest schema")
         elif args.command == "users":
             accounts = Accounts(engines)

@@ -9,4 +9,4 @@ from tidings.app.settings import AppSettings
 
 
 def create_from_env() -> FastAPI:
-    return create_app(AppSettings.from_env())
+    return create_app(AppSettings.from_env(freeze_heap=True))

@@ -1,7 +1,8 @@
 """Every error becomes a JSON body ``{"error", "detail", ...}`` with the right status.
 
 Query-string problems are 400 (the client built a bad URL); body problems are
-422 naming each field; malformed JSON is 400; anything unexpected is a 500
+422 naming each field; malformed JSON is 400; a body over the limit is 413 and
+one not labelled as JSON is 415 (``BodyRules``); anything unexpected is a 500
 with no internals in the body (and a log line with them).
 """
 
@@ -19,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.app.routes.responses import JSON
-from tidings.protocol.errors import TidingsError, TooLarge
+from tidings.protocol.errors import TidingsError, TooLarge, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
 
@@ -92,21 +93,56 @@ def unexpected_response(method: str, path: str, exc: BaseException) -> Response:
     return JSON({"error": "internal", "detail": "internal error"}, 500)
 
 
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+#: Methods whose body, when there is one, must be JSON.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+
+class BodyRules:
+    """Every request body under ``/api/`` is JSON of at most ``limit`` bytes.
+
+    413 past ``limit``, whether declared (Content-Length, refused before a byte
+    is read) or streamed (chunked: counted as it is read, and refused once over,
+    so at most ``limit`` bytes plus one received chunk are held). 415 for a body
+    not labelled ``application/json`` (or ``application/*+json``), refused before
+    it is read: a form post (curl's ``-d``) would otherwise be read as bytes and
+    fail validation with a misleading 422, and a cross-site form cannot send JSON.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, json_prefix: str = "/api/") -> None:
         self.app = app
         self.limit = limit
+        self.json_prefix = json_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        has_body = False
+        content_type = b""
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                await self._refuse(send)
-                return
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.limit:
+                    await _answer(send, TooLarge(f"request body over {self.limit} bytes"))
+                    return
+                has_body = has_body or int(value) > 0
+            elif name == b"transfer-encoding":
+                has_body = True
+            elif name == b"content-type":
+                content_type = value
+        if (
+            has_body
+            and scope["method"] in _BODY_METHODS
+            and scope["path"].startswith(self.json_prefix)
+            and not is_json(content_type)
+        ):
+            got = content_type.decode("latin-1")[:100] or "none"
+            await _answer(
+                send,
+                UnsupportedMediaType(
+                    f"send the body as JSON with Content-Type: application/json (got {got})"
+                ),
+            )
+            return
         seen = 0
 
         async def limited() -> Message:
@@ -115,21 +151,31 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _Oversize
+                    # An HTTPException: the framework re-raises it where it reads
+                    # the body (any other error there becomes a 400).
+                    raise _Oversize(413, f"request body over {self.limit} bytes")
             return message
 
         try:
             await self.app(scope, limited, send)
-        except _Oversize:
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        error = TooLarge(f"request body over {self.limit} bytes")
-        response = JSON(error.body(), status_code=error.status)
-        await response({"type": "http"}, _no_receive, send)
+        except _Oversize as exc:
+            await _answer(send, TooLarge(str(exc.detail)))
 
 
-class _Oversize(Exception):
+def is_json(content_type: bytes) -> bool:
+    """``application/json`` or ``application/<x>+json``, any parameters (charset)."""
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+async def _answer(send: Send, error: TidingsError) -> None:
+    response = JSON(error.body(), status_code=error.status)
+    await response({"type": "http"}, _no_receive, send)
+
+
+class _Oversize(HTTPException):
     pass
 
 

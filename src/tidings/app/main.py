@@ -13,20 +13,25 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from tidings import __version__
 from tidings.app import errors
 from tidings.app.auth import Authenticator
+from tidings.app.compression import Compression
+from tidings.app.fastcommand import FastCommands
 from tidings.app.fastpoll import FastPoll
 from tidings.app.fleet import PushFleet
+from tidings.app.headers import SecurityHeaders
+from tidings.app.heap import freeze_startup_objects
 from tidings.app.metrics import Metrics
+from tidings.app.passwords import PasswordPool
 from tidings.app.polling import Poller
 from tidings.app.publisher import PokePublisher
-from tidings.app.ratelimit import LoginLimiter
+from tidings.app.ratelimit import SignInLimiter, TelemetryLimiter
 from tidings.app.routes import admin, ops, poll, projects, push, session, telemetry
 from tidings.app.services import Services
 from tidings.app.settings import AppSettings
+from tidings.app.static_files import StaticPages
 from tidings.app.sweeper import Sweeper
 from tidings.app.versions import MembershipCache, VersionCache
 from tidings.broker.base import Publisher, Subscriber
@@ -34,11 +39,12 @@ from tidings.broker.memory import MemoryBroker
 from tidings.broker.redis_publisher import RedisPublisher
 from tidings.broker.redis_subscriber import RedisSubscriber
 from tidings.protocol.channels import app_client_name
+from tidings.publish.advice import push_off_for_all
 from tidings.store import migrate
 from tidings.store.accounts import Accounts
 from tidings.store.engine import create_engines
 from tidings.store.events import EventStore
-from tidings.store.flags import FlagCache, FlagStore, push_off_for_all
+from tidings.store.flags import FlagCache, FlagStore
 
 STATIC = Path(__file__).with_name("static")
 
@@ -52,26 +58,24 @@ def build_services(
     """Everything the app needs; ``hasher`` lets tests use cheap argon2 parameters."""
     engines = create_engines(settings.database_url)
     store = EventStore(engines)
-    accounts = Accounts(engines, hasher=hasher)
+    passwords = PasswordPool(settings.password_workers, settings.password_queue)
+    accounts = Accounts(engines, hasher=hasher, offload=passwords.run)
     metrics = Metrics()
     app_id = secrets.token_hex(8)
     # Named only where this process makes the connections (push/apps.py).
     client_name: str | None = None
+    redis_config = settings.redis_config()
     if broker is None:
-        if settings.redis_url:
+        if redis_config is not None:
             client_name = app_client_name(app_id)
-            broker = RedisPublisher.from_url(
-                settings.redis_url, sharded=settings.redis_sharded, client_name=client_name
-            )
+            broker = RedisPublisher.from_config(redis_config, client_name=client_name)
         else:
             broker = MemoryBroker()
     control: Subscriber
     if isinstance(broker, MemoryBroker):
         control = broker.subscriber()
-    elif settings.redis_url:
-        control = RedisSubscriber(
-            settings.redis_url, sharded=settings.redis_sharded, client_name="tidings-app"
-        )
+    elif redis_config is not None:
+        control = RedisSubscriber(redis_config, client_name="tidings-app")
     else:  # pragma: no cover - a custom broker without a subscriber side
         control = MemoryBroker().subscriber()
     versions = VersionCache(store, broker, metrics, shared=settings.redis_url is not None)
@@ -106,7 +110,11 @@ def build_services(
         # (which a restart empties, so its first pass re-pokes the recent window).
         sweeper=Sweeper(store, broker, metrics, interval=settings.sweep_interval),
         metrics=metrics,
-        login_limiter=LoginLimiter(),
+        signin_limiter=SignInLimiter(settings.signin_limits),
+        passwords=passwords,
+        telemetry_limiter=(
+            TelemetryLimiter(settings.telemetry_limits) if settings.limit_telemetry else None
+        ),
         fleet=PushFleet(control),
     )
     services.poller = Poller(services)
@@ -123,6 +131,8 @@ def create_app(settings: AppSettings, *, services: Services | None = None) -> Fa
         services.pokes.start()
         services.sweeper.start()
         services.fleet.start()
+        if settings.freeze_heap:
+            freeze_startup_objects()
         try:
             yield
         finally:
@@ -131,6 +141,7 @@ def create_app(settings: AppSettings, *, services: Services | None = None) -> Fa
             await services.pokes.close()
             await services.broker.close()
             await services.engines.dispose()
+            services.passwords.close()
 
     app = FastAPI(
         title="tidings app",
@@ -154,8 +165,16 @@ def create_app(settings: AppSettings, *, services: Services | None = None) -> Fa
         app.include_router(router)
     app.include_router(ops.router)
     if STATIC.is_dir():
-        app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
+        app.mount("/", StaticPages(directory=STATIC, html=True), name="static")
+    # Inside the poll's fast path: the snapshot and the pages' files are compressed,
+    # an up-to-date poll never pays for it.
+    if settings.fast_commands:
+        # Inside Compression: a command's response is compressed as the route's is.
+        app.add_middleware(FastCommands, services=services)
+    app.add_middleware(Compression)
     if settings.fast_poll:
         app.add_middleware(FastPoll, services=services)
-    app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(errors.BodyRules, limit=settings.max_body_bytes)
+    # Added last, so outermost: every response gets the headers.
+    app.add_middleware(SecurityHeaders, push_urls=settings.push_urls, https=settings.secure_cookies)
     return app

@@ -4,9 +4,12 @@ so tests and the demo can run several apps in one process).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from tidings.app.recent import RecentStaleness
 
 
 class Metrics:
@@ -77,21 +80,37 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
             registry=r,
         )
+        #: The same samples kept for a minute: the admin page's windowed quantiles.
+        self.recent_staleness = RecentStaleness()
         self.missed_pokes = Counter(
             "tidings_client_missed_pokes_total",
             "Polls that found a version no poke announced while push was healthy",
             registry=r,
         )
+        self.missed_pokes_ignored = Counter(
+            "tidings_client_missed_pokes_ignored_total",
+            "Missed pokes reported beyond a user's budget (10 per 5 min), not counted",
+            registry=r,
+        )
         self.client_polls = Counter(
             "tidings_client_polls_total", "Polls reported by clients' telemetry", registry=r
         )
+        # Every error series from the start, at zero: an alert or a rate() needs the
+        # series before the first error, not after it.
+        for op in ("get_version", "set_version"):
+            self.broker_errors.labels(op)
+        for op in ("store", "get_versions", "heal"):
+            self.sweeper_errors.labels(op)
+        for outcome in ("published", "failed"):
+            self.revocations.labels(outcome)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
 
     def snapshot(self) -> dict[str, Any]:
-        """Counter values by metric and label, plus staleness quantiles by ``via``
-        (the upper bound of the bucket holding the quantile: coarse but honest)."""
+        """Counter values by metric and label, plus staleness quantiles by ``via``: since
+        the start (the upper bound of the bucket holding the quantile: coarse but honest)
+        and over the last minute's samples (exact, with their count)."""
         counters: dict[str, Any] = {}
         staleness: dict[str, dict[str, float | None]] = {}
         for family in self.registry.collect():
@@ -116,7 +135,11 @@ class Metrics:
                         "p50": _quantile(rows, 0.5),
                         "p99": _quantile(rows, 0.99),
                     }
-        return {"counters": counters, "staleness_seconds": staleness}
+        return {
+            "counters": counters,
+            "staleness_seconds": staleness,
+            "staleness_window": self.recent_staleness.quantiles(time.monotonic()),
+        }
 
 
 def _quantile(cumulative: list[tuple[float, float]], q: float) -> float | None:

@@ -20,8 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidings.app.routes.responses import JSON
-from tidings.protocol.advice import ADVICE_HEADER, VERSION_HEADER, Advice
+from tidings.protocol.advice import ADVICE_HEADER, Advice
 from tidings.protocol.errors import BadRequest, NotFound
+from tidings.protocol.poll import DEFAULT_LIMIT as DEFAULT_LIMIT  # the app's routes take it here
+from tidings.protocol.poll import answer_body, holds_version
+from tidings.protocol.poll import version_headers as version_headers
 from tidings.store.accounts import User
 from tidings.store.events import MAX_EVENTS_PER_PAGE, EventPage
 from tidings.store.singleflight import SingleFlight
@@ -36,7 +39,6 @@ MAX_POLL_PROJECTS = 50
 MAX_SINCE = 2**53
 MAX_PROJECT_ID = 2**53
 MAX_LIMIT = MAX_EVENTS_PER_PAGE
-DEFAULT_LIMIT = 100
 
 #: Bytes of encoded events kept in recent pages (per app process). A page answers
 #: later polls of its (project, since, limit) while the project is still at the
@@ -56,13 +58,6 @@ class PollAnswer:
     body: dict[str, Any]
 
 
-def version_headers(version: int, advice: Advice | None = None) -> dict[str, str]:
-    headers = {"ETag": f'"{version}"', VERSION_HEADER: str(version)}
-    if advice is not None:
-        headers[ADVICE_HEADER] = advice.header()
-    return headers
-
-
 def query_int(values: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """A query parameter as an integer in [low, high], ASCII digits only, or 400:
     one rule for the fast path and the framework's route."""
@@ -74,27 +69,6 @@ def query_int(values: Mapping[str, str], name: str, default: int, low: int, high
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or not low <= int(raw) <= high:
         raise BadRequest(f"{name}: must be an integer from {low} to {high}", field=name)
     return int(raw)
-
-
-def answer_body(project_id: int, version: int, since: int, advice: Advice) -> dict[str, Any]:
-    """A poll answer (docs/PROTOCOL.md 1.2) with no events yet; the caller adds them."""
-    return {
-        "project": project_id,
-        "version": version,
-        "since": since,
-        "events": [],
-        "has_more": False,
-        "reload": None,
-        "advice": advice.to_json(),
-    }
-
-
-def holds_version(if_none_match: str | None, version: int) -> bool:
-    """Whether ``If-None-Match`` names the current version (weak tags allowed)."""
-    if not if_none_match:
-        return False
-    tag = f'"{version}"'
-    return any(part.strip().removeprefix("W/") == tag for part in if_none_match.split(","))
 
 
 def parse_targets(values: list[str]) -> dict[int, int]:

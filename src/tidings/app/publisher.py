@@ -1,26 +1,37 @@
-"""Publishing after commit: one queue and one worker per app process.
+"""Publishing after commit: a queue and a worker per broker shard, in each app process.
+
+Each poke and revocation goes out through the publisher library
+(tidings.publish: the version key's compare-and-set, then the poke), one
+attempt at a time: retries are this module's, from its own loop.
 
 The command's response never waits for the broker, and a broker failure never
-fails a command: the poll path covers anything lost (that is the design). The
+fails a command: the poll path covers anything lost (that is the design). Each
 queue keeps pokes in commit order and is bounded; when it is full the oldest
 poke is dropped and counted (a later poke for the same project supersedes it).
-A change that takes a user's access away (``member_removed``) is also published
-as a ``revoke`` on the control channel, before its poke (protocol/control.py).
+On a Redis Cluster with sharded pub/sub each shard (the primary serving the
+project's slot) has its own queue ("lane"), so a failing shard delays only its
+own pokes. A change that takes a user's access away (``member_removed``) is
+also published as a ``revoke`` on the control channel, before its poke
+(protocol/control.py).
 
 Every second the process also publishes an ``app_heartbeat`` through the same
 ``Publisher`` (the same connection pool, so the same network path) as its
 pokes: when this process's path to the broker breaks, push servers stop hearing
 it and report ``degraded``, so clients poll at the short interval instead of
 waiting a long interval for a poke that was lost (push/apps.py). The heartbeat
-runs beside the queue, not in it: it measures the path, and must not wait
-behind (or be dropped with) a backlog of pokes. Pokes that failed are kept (the
-latest per project) and published again, version key first, just before the
-first heartbeat that gets through, so a push server that re-checks its projects
-on hearing us again reads version keys that are already right. On shutdown an
-``app_bye`` tells push servers this silence is on purpose. The heartbeat also
-carries the kill switch (``push: "off"``), so that push servers send their
-clients to the poll, and so to the poll's advice, within seconds rather than at
-the clients' long interval.
+runs beside the queues, not in them: it measures the path, and must not wait
+behind (or be dropped with) a backlog of pokes, nor behind their retries. Pokes
+that failed are kept (the latest per project) and published again, version key
+first, once a second by their own loop, each shard's on its own and stopping at
+its first failure; until all are out, every heartbeat says how many are pending
+(``publish_failing``), and push servers stay ``degraded``: an app that is alive
+but cannot publish (a shard down, ``OOM command not allowed``, an ACL) is never
+taken for a healthy one. When the count falls to zero the version keys are
+already right, so the push servers' re-check on recovery finds every change.
+On shutdown an ``app_bye`` tells push servers this silence is on purpose. The
+heartbeat also carries the kill switch (``push: "off"``), so that push servers
+send their clients to the poll, and so to the poll's advice, within seconds
+rather than at the clients' long interval.
 """
 
 from __future__ import annotations
@@ -28,33 +39,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 from tidings.app.metrics import Metrics
 from tidings.app.versions import VersionCache
 from tidings.broker.base import Publisher
-from tidings.protocol import control
-from tidings.protocol.channels import CONTROL_CHANNEL, project_channel
-from tidings.protocol.poke import Poke, encode_poke
-from tidings.protocol.tokens import DEFAULT_TTL_SECONDS, LEEWAY_SECONDS
+from tidings.protocol.channels import project_channel
+from tidings.protocol.tokens import DEFAULT_TTL_SECONDS
+from tidings.publish.aio import AsyncPushPublisher
+from tidings.publish.outcome import HEARTBEAT_INTERVAL, Retry
 from tidings.store.events import Committed
 from tidings.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
-#: Pokes waiting to be published, at most.
+#: Pokes waiting to be published, at most, per lane (shard).
 MAX_PENDING = 10_000
+
+#: Lanes at most: one per primary a poke was routed to (a cluster's primaries
+#: and the replicas promoted since start). Past it, pokes share the last lane.
+MAX_LANES = 64
 
 #: One publish may take this long before it is abandoned (seconds).
 PUBLISH_TIMEOUT = 2.0
 
 #: Longest wait for the worker and the heartbeat to end after cancel (seconds).
 STOP_TIMEOUT = 5.0
-
-#: Seconds between app heartbeats (push servers call an app silent after 3 s).
-HEARTBEAT_INTERVAL = 1.0
 
 
 class PokePublisher:
@@ -73,7 +84,6 @@ class PokePublisher:
         """``client_name``: the Redis client name of ``publisher``'s connections,
         if it names them; the heartbeat carries it (protocol/control.py)."""
         self._publisher = publisher
-        self._client_name = client_name
         #: Whether the kill switch has push off for everyone (read per heartbeat).
         self._push_off = push_off
         self._last_push_off = False
@@ -81,39 +91,50 @@ class PokePublisher:
         self._versions = versions
         self._metrics = metrics
         self._full_push = full_push
-        #: A revocation matters while a token issued before it may still be valid.
-        self._keep_revocations = token_lifetime + 2 * LEEWAY_SECONDS
-        self._queue: asyncio.Queue[Committed] = asyncio.Queue(MAX_PENDING)
-        self._worker: asyncio.Task[None] | None = None
+        #: One attempt per call, bounded by PUBLISH_TIMEOUT: failures are kept and
+        #: retried by ``_retry_loop``, which must never stall a lane's worker.
+        #: Its ``app_id`` names this process on the control channel (heartbeat, bye).
+        self._push = AsyncPushPublisher(
+            publisher,
+            retry=Retry(attempts=1),
+            timeout=PUBLISH_TIMEOUT,
+            token_ttl=token_lifetime,
+            app_id=app_id,
+            client_name=client_name,
+        )
+        self.app_id = self._push.app_id
+        #: lane -> its queue and worker (broker.base.Publisher.lane).
+        self._lanes: dict[Hashable, tuple[asyncio.Queue[Committed], asyncio.Task[None]]] = {}
+        self._started = False
+        self._retry: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        #: Names this process on the control channel (app_heartbeat, app_bye).
-        self.app_id = app_id or secrets.token_hex(8)
-        self._seq = 0
         #: The latest poke per project whose publish failed, to be sent again once
         #: the path works; at most ``MAX_PENDING`` projects (oldest dropped first).
         self._unsent: dict[int, Committed] = {}
-        #: ``revoke`` messages (with their ``at``) whose publish failed, sent again
-        #: with the pokes: a poke kept above may be a later change of the project,
+        #: Revocations (user, project, at) whose publish failed, sent again with
+        #: the pokes: a poke kept above may be a later change of the project,
         #: which would not carry the revocation. At most ``MAX_PENDING``.
-        self._unsent_revokes: dict[bytes, float] = {}
+        self._unsent_revokes: dict[tuple[int, int, float], None] = {}
 
     def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name="tidings-publisher")
+        self._started = True
         self._heartbeat = asyncio.create_task(self._beat(), name="tidings-app-heartbeat")
+        self._retry = asyncio.create_task(self._retry_loop(), name="tidings-publish-retry")
 
     async def close(self) -> None:
         """Publish what is queued (bounded by the timeout), then stop."""
-        if self._worker is None:
+        if not self._started:
             return
+        self._started = False
+        queues = [queue.join() for queue, _ in self._lanes.values()]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), PUBLISH_TIMEOUT)
-        await stop_tasks((self._heartbeat, self._worker, self._flags_read), STOP_TIMEOUT)
-        self._worker = self._heartbeat = None
+            await asyncio.wait_for(asyncio.gather(*queues), PUBLISH_TIMEOUT)
+        workers = [worker for _, worker in self._lanes.values()]
+        await stop_tasks((self._heartbeat, self._retry, self._flags_read, *workers), STOP_TIMEOUT)
+        self._lanes.clear()
+        self._heartbeat = self._retry = None
         try:
-            await asyncio.wait_for(
-                self._publisher.publish(CONTROL_CHANNEL, control.app_bye(self.app_id)),
-                PUBLISH_TIMEOUT,
-            )
+            await self._push.bye()
         except Exception as exc:
             # Push servers forget this process after app_forget_after instead.
             log.warning("app_bye publish failed app=%s error=%r", self.app_id, exc)
@@ -121,15 +142,39 @@ class PokePublisher:
     def committed(self, committed: Committed) -> None:
         """Called after the transaction committed; never raises, never waits."""
         self._versions.remember(committed.project_id, committed.version)
-        if self._queue.full():
-            self._queue.get_nowait()
-            self._queue.task_done()
+        queue = self._queue_for(committed.project_id)
+        if queue.full():
+            queue.get_nowait()
+            queue.task_done()
             self._metrics.publish_dropped.inc()
-        self._queue.put_nowait(committed)
+        queue.put_nowait(committed)
 
-    async def _run(self) -> None:
+    @property
+    def failing(self) -> int:
+        """Pokes and revocations whose publish failed and that are not out yet."""
+        return len(self._unsent) + len(self._unsent_revokes)
+
+    def _lane(self, project_id: int) -> Hashable:
+        lane = self._publisher.lane(project_channel(project_id))
+        if lane not in self._lanes and len(self._lanes) >= MAX_LANES:
+            return next(reversed(self._lanes))
+        return lane
+
+    def _queue_for(self, project_id: int) -> asyncio.Queue[Committed]:
+        lane = self._lane(project_id)
+        found = self._lanes.get(lane)
+        if found is not None:
+            return found[0]
+        queue: asyncio.Queue[Committed] = asyncio.Queue(MAX_PENDING)
+        worker = asyncio.get_running_loop().create_task(
+            self._run(queue), name=f"tidings-publisher-{lane}"
+        )
+        self._lanes[lane] = (queue, worker)
+        return queue
+
+    async def _run(self, queue: asyncio.Queue[Committed]) -> None:
         while True:
-            committed = await self._queue.get()
+            committed = await queue.get()
             try:
                 await asyncio.wait_for(self._publish(committed), PUBLISH_TIMEOUT)
                 self._metrics.published.inc()
@@ -144,7 +189,7 @@ class PokePublisher:
                     exc,
                 )
             finally:
-                self._queue.task_done()
+                queue.task_done()
 
     async def _publish(self, committed: Committed) -> None:
         revoked = revoked_user(committed.event)
@@ -154,10 +199,9 @@ class PokePublisher:
 
     async def _poke(self, committed: Committed) -> None:
         events = (committed.event,) if self._full_push else None
-        poke = Poke(committed.project_id, committed.version, committed.event["ts"], events)
-        # The version key first: a push server that recovers on this poke reads it.
-        await self._publisher.set_version(committed.project_id, committed.version)
-        await self._publisher.publish(project_channel(committed.project_id), encode_poke(poke))
+        await self._push.poke(
+            committed.project_id, committed.version, ts=committed.event["ts"], events=events
+        )
 
     def _keep_unsent(self, committed: Committed) -> None:
         kept = self._unsent.pop(committed.project_id, None)
@@ -173,36 +217,49 @@ class PokePublisher:
             del self._unsent[committed.project_id]
 
     async def _beat(self) -> None:
-        """One heartbeat a second, each after re-sending the pokes that failed;
-        bounded by ``PUBLISH_TIMEOUT``, so at most one is in flight."""
+        """One heartbeat a second, bounded by ``PUBLISH_TIMEOUT`` (so at most one
+        is in flight), carrying how many publishes are failing. Nothing else waits
+        in this loop: a retry that hangs on a dead shard must not silence us."""
+        await self._push.heartbeat(push_off=self._switched_off, failing=lambda: self.failing)
+
+    async def _retry_loop(self) -> None:
+        """Once a second, publish again what failed: revocations first, then the
+        pokes of each lane concurrently, each lane bounded by ``PUBLISH_TIMEOUT``
+        and stopping at its first failure (the next pass tries again)."""
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            self._seq += 1
-            try:
-                await asyncio.wait_for(self._resend_and_beat(self._seq), PUBLISH_TIMEOUT)
-            except Exception as exc:
-                log.debug("app heartbeat failed app=%s error=%r", self.app_id, exc)
+            if self.failing:
+                try:
+                    await self._resend()
+                except Exception as exc:
+                    log.warning("publish retry failed app=%s error=%r", self.app_id, exc)
             await asyncio.sleep(max(0.0, started + HEARTBEAT_INTERVAL - loop.time()))
 
-    async def _resend_and_beat(self, seq: int) -> None:
-        for message, at in list(self._unsent_revokes.items()):
-            await self._send_revoke(message, at)
-            del self._unsent_revokes[message]
-            self._metrics.revocations.labels("published").inc()
-        if self._unsent:
-            resend = list(self._unsent.values())
-            for committed in resend:
-                await self._poke(committed)
-                self._sent(committed)
-                self._metrics.published.inc()
-            log.info(
-                "pokes published again after failures app=%s count=%d", self.app_id, len(resend)
-            )
-        beat = control.app_heartbeat(
-            self.app_id, seq, push_off=self._switched_off(), client=self._client_name
-        )
-        await self._publisher.publish(CONTROL_CHANNEL, beat)
+    async def _resend(self) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                for revocation in list(self._unsent_revokes):
+                    await self._push.revoke(*revocation[:2], at=revocation[2])
+                    del self._unsent_revokes[revocation]
+                    self._metrics.revocations.labels("published").inc()
+        lanes: dict[Hashable, list[Committed]] = {}
+        for committed in self._unsent.values():
+            lanes.setdefault(self._lane(committed.project_id), []).append(committed)
+        sent = await asyncio.gather(*(self._resend_lane(pokes) for pokes in lanes.values()))
+        if sum(sent):
+            log.info("pokes published again after failures app=%s count=%d", self.app_id, sum(sent))
+
+    async def _resend_lane(self, pokes: list[Committed]) -> int:
+        sent = 0
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                for committed in pokes:
+                    await self._poke(committed)
+                    self._sent(committed)
+                    self._metrics.published.inc()
+                    sent += 1
+        return sent
 
     def _switched_off(self) -> bool:
         """The kill switch as last read, and a new read started beside the heartbeat:
@@ -225,12 +282,11 @@ class PokePublisher:
         reconnect later; if this fails, the user's push tokens still name the
         project until they expire (the poll path refuses at once)."""
         at = committed.event["ts"]
-        message = control.revoke(user, committed.project_id, at)
         try:
-            await self._send_revoke(message, at)
+            await self._push.revoke(user, committed.project_id, at=at)
         except Exception as exc:
             self._metrics.revocations.labels("failed").inc()
-            self._unsent_revokes[message] = at
+            self._unsent_revokes[user, committed.project_id, at] = None
             while len(self._unsent_revokes) > MAX_PENDING:
                 del self._unsent_revokes[next(iter(self._unsent_revokes))]
             log.warning(
@@ -241,10 +297,6 @@ class PokePublisher:
             )
             return
         self._metrics.revocations.labels("published").inc()
-
-    async def _send_revoke(self, message: bytes, at: float) -> None:
-        await self._publisher.record_revocation(message, at, self._keep_revocations)
-        await self._publisher.publish(CONTROL_CHANNEL, message)
 
 
 def revoked_user(event: dict[str, Any]) -> int | None:

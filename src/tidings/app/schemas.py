@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from tidings.domain.commands import Role
+from tidings.domain.commands import Name, Role
 
 
 class _Strict(BaseModel):
@@ -53,6 +53,8 @@ class ProjectList(BaseModel):
 class MeOut(BaseModel):
     user: UserOut
     projects: list[ProjectSummary]
+    #: Seconds before a page should ask again (AppSettings.projects_refresh).
+    projects_refresh: float
 
 
 class NewApiToken(_Strict):
@@ -64,7 +66,7 @@ class ApiTokenOut(BaseModel):
 
 
 class NewProject(_Strict):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Name
 
 
 class EventOut(BaseModel):
@@ -97,6 +99,15 @@ class PollOut(BaseModel):
     has_more: bool
     reload: Literal["ahead", "pruned"] | None
     advice: AdviceOut
+
+
+class HistoryOut(BaseModel):
+    project: int
+    version: int
+    pruned_through: int
+    story: int | None
+    events: list[EventOut]
+    next_before: int | None
 
 
 class PollError(BaseModel):
@@ -139,6 +150,9 @@ class Story(BaseModel):
     labels: list[str]
     created_at: float
     updated_at: float
+    #: When it last became accepted (velocity counts accepted points by week); None
+    #: unless accepted, and for stories accepted before the field was kept.
+    accepted_at: float | None = None
     comments: list[Comment]
     tasks: list[Task]
 

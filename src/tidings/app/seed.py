@@ -23,46 +23,47 @@ USERS = (
     ("linus@example.com", "Linus Viewer", False),
 )
 
-TITLES = (
-    "Sign-up form validates email",
-    "Password reset by email",
-    "Board columns scroll",
-    "Drag stories between columns",
-    "Story detail panel",
-    "Comment notifications",
-    "Keyboard shortcuts",
-    "Dark mode",
-    "Export project as CSV",
-    "Import from CSV",
-    "Velocity chart",
-    "Iteration planning",
-    "Label filter",
-    "Search stories",
-    "Owner avatars",
-    "Estimate picker",
-    "Release markers",
-    "Story history view",
-    "Mobile layout",
-    "Accessibility audit",
-    "Rate-limit sign-in",
-    "Audit log",
-    "Project archive",
-    "Slack integration",
-    "Webhook on accept",
-    "Story templates",
-    "Bulk move",
-    "Epic grouping",
-    "Blocked flag",
-    "Task checklist reorder",
-    "Fix flaky login redirect",
-    "Upgrade PostgreSQL",
-    "Chore: rotate keys",
-    "Bug: duplicate comments",
-    "Bug: estimate resets",
-    "Release 1.0",
+#: Each sample story's title and the type it reads as: a fix or a "Bug:" is a bug,
+#: upkeep (upgrades, key rotation, audits) a chore, a version a release.
+STORIES = (
+    ("Sign-up form validates email", "feature"),
+    ("Password reset by email", "feature"),
+    ("Board columns scroll", "feature"),
+    ("Drag stories between columns", "feature"),
+    ("Story detail panel", "feature"),
+    ("Comment notifications", "feature"),
+    ("Keyboard shortcuts", "feature"),
+    ("Dark mode", "feature"),
+    ("Export project as CSV", "feature"),
+    ("Import from CSV", "feature"),
+    ("Velocity chart", "feature"),
+    ("Iteration planning", "feature"),
+    ("Label filter", "feature"),
+    ("Search stories", "feature"),
+    ("Owner avatars", "feature"),
+    ("Estimate picker", "feature"),
+    ("Release markers", "feature"),
+    ("Story history view", "feature"),
+    ("Mobile layout", "feature"),
+    ("Accessibility audit", "chore"),
+    ("Rate-limit sign-in", "feature"),
+    ("Audit log", "feature"),
+    ("Project archive", "feature"),
+    ("Slack integration", "feature"),
+    ("Webhook on accept", "feature"),
+    ("Story templates", "feature"),
+    ("Bulk move", "feature"),
+    ("Epic grouping", "feature"),
+    ("Blocked flag", "feature"),
+    ("Task checklist reorder", "feature"),
+    ("Fix flaky login redirect", "bug"),
+    ("Upgrade PostgreSQL", "chore"),
+    ("Chore: rotate keys", "chore"),
+    ("Bug: duplicate comments", "bug"),
+    ("Bug: estimate resets", "bug"),
+    ("Release 1.0", "release"),
 )
 STATES = ("unscheduled", "unstarted", "started", "finished", "delivered", "accepted")
-TYPES = ("feature", "feature", "feature", "bug", "chore")
 LABELS = ("ui", "api", "auth", "perf", "infra", "docs")
 
 command = TypeAdapter(c.Command)
@@ -102,7 +103,7 @@ async def seed(accounts: Accounts, store: EventStore, *, rng_seed: int = 7) -> S
         target=viewer,
     )
     writers = users[:2]
-    for title in TITLES:
+    for title, story_type in STORIES:
         actor = rng.choice(writers)
         story_id = await run(
             actor,
@@ -110,7 +111,7 @@ async def seed(accounts: Accounts, store: EventStore, *, rng_seed: int = 7) -> S
                 "type": "create_story",
                 "title": title,
                 "description": f"As a user I want: {title.lower()}.",
-                "story_type": "release" if title.startswith("Release") else rng.choice(TYPES),
+                "story_type": story_type,
                 "state": rng.choice(STATES),
                 "estimate": rng.choice([None, 1, 2, 3, 5, 8]),
                 "owner_id": rng.choice([None, *(u.id for u in writers)]),

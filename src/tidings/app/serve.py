@@ -11,10 +11,11 @@ import uvicorn
 
 from tidings.app.main import create_app
 from tidings.app.settings import AppSettings
+from tidings.environment import flag
 from tidings.store import migrate
 from tidings.store.engine import create_engines
 
-ACCESS_LOG = os.environ.get("TIDINGS_ACCESS_LOG") == "1"
+ACCESS_LOG = flag(os.environ, "TIDINGS_ACCESS_LOG", False)
 
 
 def uvicorn_config(app: object, host: str, port: int, **extra: object) -> uvicorn.Config:
@@ -62,6 +63,6 @@ def serve_app(args: argparse.Namespace) -> int:
             access_log=ACCESS_LOG,
         )
         return 0
-    app = create_app(AppSettings.from_env())
+    app = create_app(AppSettings.from_env(freeze_heap=True))
     uvicorn.Server(uvicorn_config(app, args.host, args.port)).run()
     return 0

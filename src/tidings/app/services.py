@@ -10,17 +10,18 @@ from starlette.requests import Request
 from tidings.app.auth import Authenticator
 from tidings.app.fleet import PushFleet
 from tidings.app.metrics import Metrics
+from tidings.app.passwords import PasswordPool
 from tidings.app.publisher import PokePublisher
-from tidings.app.ratelimit import LoginLimiter
+from tidings.app.ratelimit import SignInLimiter, TelemetryLimiter
 from tidings.app.settings import AppSettings
 from tidings.app.sweeper import Sweeper
 from tidings.app.versions import MembershipCache, VersionCache
 from tidings.broker.base import Publisher
-from tidings.protocol.advice import Advice
+from tidings.publish.advice import Advice, Cadence, PushFlags, advise
 from tidings.store.accounts import Accounts
 from tidings.store.engine import Engines
 from tidings.store.events import EventStore
-from tidings.store.flags import FlagCache, FlagStore, PushFlags, push_on
+from tidings.store.flags import FlagCache, FlagStore
 
 if TYPE_CHECKING:
     from tidings.app.polling import Poller
@@ -41,18 +42,16 @@ class Services:
     pokes: PokePublisher
     sweeper: Sweeper
     metrics: Metrics
-    login_limiter: LoginLimiter
+    signin_limiter: SignInLimiter
+    passwords: PasswordPool
+    telemetry_limiter: TelemetryLimiter | None
     fleet: PushFleet
     poller: Poller = field(init=False)
 
     def advice(self, flags: PushFlags, user_id: int, project_id: int | None = None) -> Advice:
         s = self.settings
-        return Advice(
-            push=push_on(flags, user_id, project_id),
-            interval=s.poll_interval_push,
-            fallback_interval=s.poll_interval,
-            jitter=s.poll_jitter,
-        )
+        cadence = Cadence(s.poll_interval_push, s.poll_interval, s.poll_jitter)
+        return advise(flags, user_id, project_id, cadence)
 
 
 async def services(request: Request) -> Services:

@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 from tidings.app.metrics import Metrics
 from tidings.broker.base import Publisher
-from tidings.protocol.channels import project_channel
-from tidings.protocol.poke import Poke, encode_poke
+from tidings.publish.aio import AsyncPushPublisher
+from tidings.publish.outcome import Retry
 from tidings.store.events import Change, EventStore
 from tidings.tasks import stop_tasks
 
@@ -83,6 +83,8 @@ class Sweeper:
         self._grace = grace
         self._batch = batch
         self._timeout = timeout
+        #: One attempt a heal: a failed one is retried on the next pass.
+        self._push = AsyncPushPublisher(publisher, retry=Retry(attempts=1), timeout=timeout)
         #: Wall-clock time, like the commit times it is compared with.
         self._clock = clock
         self._rand = rand
@@ -173,9 +175,7 @@ class Sweeper:
         """What the committing process would have done: the key first (a push server
         that recovers on this poke reads it), then the poke, stamped with the commit
         time so clients' freshness figures show the delay."""
-        await self._publisher.set_version(change.project_id, change.version)
-        poke = Poke(change.project_id, change.version, change.ts)
-        await self._publisher.publish(project_channel(change.project_id), encode_poke(poke))
+        await self._push.poke(change.project_id, change.version, ts=change.ts)
 
     def _failed(self, op: str, exc: Exception) -> None:
         self._metrics.sweeper_errors.labels(op).inc()

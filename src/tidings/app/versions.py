@@ -1,12 +1,13 @@
 """Current project versions without touching the events table: the hot path.
 
 Most polls find nothing new, so "what version is project P at?" must be cheap.
-With Redis, the answer is the shared version key (one MGET for a multi-poll);
-a miss is refilled from ``projects.version`` with compare-and-set, and a key
-behind a version this process committed or read (its write was lost to a Redis
-outage) is raised. Without Redis (one process), a local map updated on every
-commit, re-checked against the database every ``local_ttl`` seconds in case
-another process wrote.
+With Redis, the answer is the shared version key, read together with the keys
+of every other poll that arrived in the same pass of the event loop (one MGET:
+app/readbatch.py); a miss is refilled from ``projects.version`` with
+compare-and-set, and a key behind a version this process committed or read
+(its write was lost to a Redis outage) is raised. Without Redis (one process),
+a local map updated on every commit, re-checked against the database every
+``local_ttl`` seconds in case another process wrote.
 
 Memberships are cached per (user, project) tagged with the version they were
 read at: membership changes are themselves commands that bump the version, so
@@ -21,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from tidings.app.metrics import Metrics
+from tidings.app.readbatch import ReadBatcher
 from tidings.broker.base import Publisher
 from tidings.domain.commands import Role
 from tidings.store.events import EventStore
@@ -55,6 +57,7 @@ class VersionCache:
         self._local: dict[int, tuple[int, float]] = {}
         self._reads: SingleFlight[int | None] = SingleFlight()
         self._redis_skip_until = 0.0
+        self._batches = ReadBatcher(self._read_shared)
 
     async def get(self, project_id: int) -> int | None:
         return (await self.get_many([project_id])).get(project_id)
@@ -65,13 +68,9 @@ class VersionCache:
         now = self._clock()
         if self._shared:
             if now >= self._redis_skip_until:
-                try:
-                    found = await self._publisher.get_versions(ids)
-                except Exception as exc:  # the poll path must outlive Redis
-                    self._redis_skip_until = now + REDIS_BACKOFF_SECONDS
-                    self._metrics.broker_errors.labels("get_version").inc()
-                    log.warning("version cache: redis read failed: %r", exc)
-                else:
+                shared = await self._batches.get(ids)
+                if shared is not None:
+                    found = shared
                     await self._repair(found)
         else:
             for project_id in ids:
@@ -84,6 +83,16 @@ class VersionCache:
                 if version is not None:
                     found[project_id] = version
         return found
+
+    async def _read_shared(self, ids: list[int]) -> dict[int, int] | None:
+        """One batch's read of the version keys; ``None`` if Redis failed."""
+        try:
+            return await self._publisher.get_versions(ids)
+        except Exception as exc:  # the poll path must outlive Redis
+            self._redis_skip_until = self._clock() + REDIS_BACKOFF_SECONDS
+            self._metrics.broker_errors.labels("get_version").inc()
+            log.warning("version cache: redis read failed: %r", exc)
+            return None
 
     async def _repair(self, found: dict[int, int]) -> None:
         """Raise keys that trail a version this process committed or read.

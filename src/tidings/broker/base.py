@@ -9,7 +9,7 @@ object for ``tidings demo``; Redis implements them over PUB/SUB and plain keys.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 #: Called with (channel, payload) for every message on a subscribed channel.
 MessageHandler = Callable[[str, bytes], None]
@@ -31,9 +31,17 @@ class Publisher(ABC):
     async def publish(self, channel: str, data: bytes) -> None:
         """Send one message; raise on failure (callers count and log, never retry inline)."""
 
+    def lane(self, channel: str) -> Hashable:
+        """Which independent path a publish on ``channel`` takes (a cluster shard):
+        the app keeps one queue per lane, so one failing path does not hold up the
+        others' pokes. One lane where there is one path."""
+        return ""
+
     @abstractmethod
-    async def set_version(self, project_id: int, version: int) -> None:
-        """Record the project's current version; a lower version never overwrites a higher one."""
+    async def set_version(self, project_id: int, version: int) -> int:
+        """Record the project's current version; a lower version never overwrites a
+        higher one. Returns the version recorded now: above ``version`` when a later
+        one was there first (a poke for ``version`` is then stale)."""
 
     @abstractmethod
     async def get_versions(self, project_ids: Iterable[int]) -> dict[int, int]:

@@ -31,9 +31,10 @@ class MemoryBroker(Publisher):
         for subscriber in list(self._subscribers):
             subscriber.deliver(channel, data)
 
-    async def set_version(self, project_id: int, version: int) -> None:
+    async def set_version(self, project_id: int, version: int) -> int:
         if version > self._versions.get(project_id, -1):
             self._versions[project_id] = version
+        return self._versions[project_id]
 
     async def get_versions(self, project_ids: Iterable[int]) -> dict[int, int]:
         return {p: self._versions[p] for p in project_ids if p in self._versions}

@@ -1,7 +1,7 @@
 """Delays: jittered poll intervals and exponential backoff with full jitter.
 
 Pure arithmetic on a random draw passed in, so the JS twin
-(static/js/sync-controller.js) gives bit-identical results for the same draws.
+(static/js/tidings-client/sync-controller.js) gives bit-identical results for the same draws.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A plain state machine. ``feed(now, input)`` returns the actions a driver must
 carry out; it never touches a socket, never reads a clock and draws randomness
 only from the ``rand`` callable it is given, so every rule is checked by the
 shared vectors in tests/vectors/sync/ against this module and its JS twin
-(src/tidings/app/static/js/sync-controller.js). The rules are docs/PROTOCOL.md
+(src/tidings/app/static/js/tidings-client/sync-controller.js). The rules are docs/PROTOCOL.md
 section 5.
 """
 
@@ -299,7 +299,7 @@ class SyncController:
                 self._poll_result(now, event, out)
             case i.PollFailed():
                 self._poll_failed(now, event)
-            case i.Poke():
+            case i.PokeReceived():
                 self._poke(now, event, out)
             case i.PushConnected(conn=conn):
                 if conn == self._conn and self._push in _OPEN:
@@ -423,7 +423,7 @@ class SyncController:
         self._poll_errors += 1
         self._fail(now, project, event.retry_after)
 
-    def _poke(self, now: float, event: i.Poke, out: list[Action]) -> None:
+    def _poke(self, now: float, event: i.PokeReceived, out: list[Action]) -> None:
         if event.conn is not None and event.conn == self._conn and self._push in _OPEN:
             self._last_seen = now
         project = self._projects.get(event.project)

@@ -65,8 +65,26 @@ class Transport(StrEnum):
 
 
 OnApply = Callable[[int, Sequence[dict[str, Any]], Snapshot | None], None]
+#: Applies one event to a snapshot in place (the app's projector).
+Projector = Callable[[Snapshot, dict[str, Any]], None]
 OnReload = Callable[[int, Snapshot], None]
 OnStatus = Callable[[Status], None]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the app answers each request of docs/PROTOCOL.md §1 the client makes;
+    ``{project}`` stands for the project's id. The defaults are tidings' own app;
+    another app keeps its own URLs and names them here (docs/ADOPTING.md). The
+    same keys as the JS client's ``endpoints`` option."""
+
+    config: str = "/api/client-config"
+    token: str = "/api/push/token"
+    snapshot: str = "/api/projects/{project}"
+    events: str = "/api/projects/{project}/events"
+    #: Several projects in one request (§1.3); None: one request per project.
+    poll: str | None = "/api/poll"
+    telemetry: str = TELEMETRY_PATH
 
 
 @dataclass
@@ -85,6 +103,10 @@ class ClientOptions:
     controller: dict[str, Any] = field(default_factory=dict)
     timeout: float = REQUEST_TIMEOUT
     poll_limit: int = POLL_LIMIT
+    endpoints: Endpoints = field(default_factory=Endpoints)
+    #: Applies one event to a snapshot in place; the default is the tracker's
+    #: (tidings.domain.project).
+    apply_event: Projector = apply_in_place
 
 
 class SyncClient:
@@ -184,7 +206,7 @@ class SyncClient:
         opts = self.options
         advice = DEFAULT_ADVICE
         try:
-            response = await self._http.get("/api/client-config")
+            response = await self._http.get(opts.endpoints.config)
             response.raise_for_status()
             body = response.json()
             advice = Advice.from_json(body["advice"])
@@ -247,11 +269,15 @@ class SyncClient:
         snapshot = self._snapshots.get(project)
         if snapshot is not None:
             for event in events:
-                apply_in_place(snapshot, event)
+                self.options.apply_event(snapshot, event)
         if self._on_apply is not None:
             self._on_apply(project, events, snapshot)
 
     async def _poll(self, projects: dict[int, int]) -> None:
+        if len(projects) > 1 and self.options.endpoints.poll is None:
+            for project, since in projects.items():
+                self._spawn(self._poll({project: since}))
+            return
         try:
             if len(projects) == 1:
                 ((project, since),) = projects.items()
@@ -265,7 +291,7 @@ class SyncClient:
 
     async def _poll_one(self, project: int, since: int) -> None:
         response = await self._http.get(
-            f"/api/projects/{project}/events",
+            self.options.endpoints.events.format(project=project),
             params={"since": since, "limit": self.options.poll_limit},
             headers={"If-None-Match": f'"{since}"'},
         )
@@ -288,7 +314,8 @@ class SyncClient:
         params = httpx.QueryParams(
             [*(("p", f"{p}:{v}") for p, v in projects.items()), ("limit", self.options.poll_limit)]
         )
-        response = await self._http.get("/api/poll", params=params)
+        assert self.options.endpoints.poll is not None
+        response = await self._http.get(self.options.endpoints.poll, params=params)
         if response.status_code != 200:
             for project in projects:
                 self._inbox.put_nowait(_failed(project, response))
@@ -303,7 +330,7 @@ class SyncClient:
 
     async def _reload(self, project: int) -> None:
         try:
-            response = await self._http.get(f"/api/projects/{project}")
+            response = await self._http.get(self.options.endpoints.snapshot.format(project=project))
             if response.status_code != 200:
                 self._inbox.put_nowait(_failed(project, response))
                 return
@@ -321,7 +348,7 @@ class SyncClient:
     async def _fetch_token(self) -> None:
         try:
             response = await self._http.post(
-                "/api/push/token",
+                self.options.endpoints.token,
                 json={"projects": list(self.options.projects)},
                 headers=self._csrf(),
             )
@@ -336,7 +363,9 @@ class SyncClient:
 
     async def _report(self, report: TelemetryReport) -> None:
         with contextlib.suppress(httpx.HTTPError):
-            await self._http.post(TELEMETRY_PATH, json=report.to_json(), headers=self._csrf())
+            await self._http.post(
+                self.options.endpoints.telemetry, json=report.to_json(), headers=self._csrf()
+            )
 
     def _csrf(self) -> dict[str, str]:
         token = self.options.cookies.get(CSRF_COOKIE)

@@ -54,7 +54,9 @@ class PollFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class Poke:
+class PokeReceived:
+    """A poke arrived: ``project`` is at ``version`` (written at ``ts``)."""
+
     project: int
     version: int
     ts: float
@@ -131,7 +133,7 @@ Input = (
     | SnapshotLoaded
     | PollResult
     | PollFailed
-    | Poke
+    | PokeReceived
     | PushConnected
     | PushSubscribed
     | PushHeartbeat
@@ -164,6 +166,30 @@ def _opt_int(raw: Any) -> int | None:
     return None if raw is None else int(raw)
 
 
+def _poke(body: dict[str, Any], conn: int | None) -> PokeReceived:
+    events = body.get("events")
+    return PokeReceived(
+        project=int(body["project"]),
+        version=int(body["version"]),
+        ts=float(body["ts"]),
+        events=None if events is None else _events(events),
+        conn=conn,
+    )
+
+
+def _subscribed(body: dict[str, Any], conn: int) -> PushSubscribed:
+    return PushSubscribed(
+        conn=conn,
+        projects=_versions(body.get("projects", {})),
+        state=ServerState(body.get("state", "ok")),
+        heartbeat=_opt_float(body.get("heartbeat")),
+    )
+
+
+def _heartbeat(body: dict[str, Any], conn: int) -> PushHeartbeat:
+    return PushHeartbeat(conn, ServerState(body.get("state", "ok")))
+
+
 def input_from_json(body: dict[str, Any]) -> Input:
     """The vector form: ``{"type": "poke", "project": 7, ...}``; ValueError when unknown."""
     kind = body.get("type")
@@ -188,25 +214,13 @@ def input_from_json(body: dict[str, Any]) -> Input:
             int(body["project"]), _opt_int(body.get("status")), _opt_float(body.get("retry_after"))
         )
     if kind == "poke":
-        events = body.get("events")
-        return Poke(
-            project=int(body["project"]),
-            version=int(body["version"]),
-            ts=float(body["ts"]),
-            events=None if events is None else _events(events),
-            conn=_opt_int(body.get("conn")),
-        )
+        return _poke(body, _opt_int(body.get("conn")))
     if kind == "push_connected":
         return PushConnected(int(body["conn"]))
     if kind == "push_subscribed":
-        return PushSubscribed(
-            conn=int(body["conn"]),
-            projects=_versions(body.get("projects", {})),
-            state=ServerState(body.get("state", "ok")),
-            heartbeat=_opt_float(body.get("heartbeat")),
-        )
+        return _subscribed(body, int(body["conn"]))
     if kind == "push_heartbeat":
-        return PushHeartbeat(int(body["conn"]), ServerState(body.get("state", "ok")))
+        return _heartbeat(body, int(body["conn"]))
     if kind == "push_drain":
         return PushDrain(int(body["conn"]), float(body["reconnect_after"]))
     if kind == "push_token_expiring":
@@ -233,24 +247,11 @@ def from_push_message(conn: int, body: Any) -> Input | None:
     kind = body.get("type")
     try:
         if kind == ServerType.POKE:
-            events = body.get("events")
-            return Poke(
-                project=int(body["project"]),
-                version=int(body["version"]),
-                ts=float(body["ts"]),
-                events=None if events is None else _events(events),
-                conn=conn,
-            )
+            return _poke(body, conn)
         if kind == ServerType.HEARTBEAT:
-            return PushHeartbeat(conn, ServerState(body.get("state", "ok")))
+            return _heartbeat(body, conn)
         if kind == ServerType.SUBSCRIBED:
-            heartbeat = body.get("heartbeat")
-            return PushSubscribed(
-                conn=conn,
-                projects=_versions(body.get("projects", {})),
-                state=ServerState(body.get("state", "ok")),
-                heartbeat=None if heartbeat is None else float(heartbeat),
-            )
+            return _subscribed(body, conn)
         if kind == ServerType.DRAIN:
             return PushDrain(conn, float(body.get("reconnect_after", 0)))
         if kind == ServerType.TOKEN_EXPIRING:

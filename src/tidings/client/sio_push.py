@@ -16,7 +16,7 @@ import contextlib
 import logging
 from typing import Any
 
-import socketio  # type: ignore[import-untyped]
+import socketio
 
 from tidings.client import inputs as i
 from tidings.client.driver import PushConnection

@@ -7,9 +7,25 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+
+def _no_nul(value: str) -> str:
+    """PostgreSQL text cannot hold U+0000, and a project's name is a column of its
+    own: refused here, as a 422, rather than failing in the database as a 500.
+    (Story text lives in JSON documents, where it is escaped, and may hold it.)"""
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+#: A project's name.
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_no_nul),
+]
 Text = Annotated[str, StringConstraints(max_length=20_000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -47,7 +63,7 @@ class _Command(BaseModel):
 
 class RenameProject(_Command):
     type: Literal["rename_project"]
-    name: Title
+    name: Name
 
 
 class AddMember(_Command):
@@ -56,6 +72,15 @@ class AddMember(_Command):
     type: Literal["add_member"]
     email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254)]
     role: Role = Role.MEMBER
+
+
+class SetRole(_Command):
+    """Change a member's role, naming them by id (the board lists members by id and
+    name; their emails are not in the snapshot)."""
+
+    type: Literal["set_role"]
+    user_id: Id
+    role: Role
 
 
 class RemoveMember(_Command):
@@ -126,6 +151,13 @@ class AddTask(_Command):
     text: ShortText
 
 
+class EditTask(_Command):
+    type: Literal["edit_task"]
+    story_id: Id
+    task_id: Id
+    text: ShortText
+
+
 class CompleteTask(_Command):
     type: Literal["complete_task"]
     story_id: Id
@@ -149,6 +181,7 @@ class DeleteTask(_Command):
 Command = Annotated[
     RenameProject
     | AddMember
+    | SetRole
     | RemoveMember
     | CreateStory
     | UpdateStory
@@ -158,6 +191,7 @@ Command = Annotated[
     | EditComment
     | DeleteComment
     | AddTask
+    | EditTask
     | CompleteTask
     | ReorderTask
     | DeleteTask,
@@ -177,4 +211,4 @@ class CommandRequest(BaseModel):
 
 
 #: Which roles may issue which commands; viewers issue none.
-OWNER_ONLY = frozenset({"rename_project", "add_member", "remove_member"})
+OWNER_ONLY = frozenset({"rename_project", "add_member", "set_role", "remove_member"})

@@ -1,6 +1,8 @@
 """Deciding a command: check it against the current state and the actor's role,
 and return the one event it produces (without version and time, which the
-store assigns inside the transaction). Pure: no I/O, no clock.
+store assigns inside the transaction). Pure: no I/O, no clock. It reads the
+state through a narrow view (domain/view.py): the store loads only what the
+command names; a whole snapshot works too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tidings.domain.project import (
     Snapshot,
     find,
 )
+from tidings.domain.view import ProjectView, SnapshotView
 from tidings.protocol.errors import Forbidden, Invalid, NotFound
 
 
@@ -42,11 +45,10 @@ class KnownUser:
     name: str
 
 
-def _story(state: Snapshot, story_id: int) -> dict[str, Any]:
-    index = find(state["stories"], "id", story_id)
-    if index is None:
+def _story(state: ProjectView, story_id: int) -> dict[str, Any]:
+    story = state.story(story_id)
+    if story is None:
         raise NotFound(f"story {story_id} not found", field="story_id")
-    story: dict[str, Any] = state["stories"][index]
     return story
 
 
@@ -57,12 +59,12 @@ def _item(items: list[dict[str, Any]], item_id: int, what: str) -> dict[str, Any
     return items[index]
 
 
-def _check_owner_member(state: Snapshot, owner_id: int | None) -> None:
-    if owner_id is not None and find(state["members"], "user_id", owner_id) is None:
+def _check_owner_member(state: ProjectView, owner_id: int | None) -> None:
+    if owner_id is not None and state.member(owner_id) is None:
         raise Invalid("story owner must be a project member", field="owner_id")
 
 
-def _check_before(state: Snapshot, before_id: int | None, moving: int | None = None) -> None:
+def _check_before(state: ProjectView, before_id: int | None, moving: int | None = None) -> None:
     if before_id is None:
         return
     if before_id == moving:
@@ -71,44 +73,61 @@ def _check_before(state: Snapshot, before_id: int | None, moving: int | None = N
 
 
 def decide(
-    state: Snapshot,
+    state: ProjectView | Snapshot,
     command: c.Command,
     actor: Actor,
     *,
     target: KnownUser | None = None,
 ) -> Decision:
+    """The event ``command`` produces, or Forbidden/NotFound/Invalid. ``state``
+    must answer for what ``view.needs(command)`` names."""
+    if isinstance(state, dict):
+        state = SnapshotView(state)
     if actor.role == c.Role.VIEWER:
         raise Forbidden("viewers cannot change a project")
     if command.type in c.OWNER_ONLY and actor.role != c.Role.OWNER:
         raise Forbidden(f"only owners may {command.type.replace('_', ' ')}")
-    next_id = state["next_id"]
+    next_id = state.next_id
     match command:
         case c.RenameProject(name=name):
             return Decision("project_renamed", {"name": name})
         case c.AddMember(role=role):
             if target is None:
                 raise NotFound("no user with that email", field="email")
-            index = find(state["members"], "user_id", target.user_id)
-            if index is None and len(state["members"]) >= MAX_MEMBERS:
+            known = state.member(target.user_id)
+            if known is None and len(state.members()) >= MAX_MEMBERS:
                 raise Invalid(f"a project has at most {MAX_MEMBERS} members")
-            if index is not None and role != c.Role.OWNER:
+            if known is not None and role != c.Role.OWNER:
                 _check_not_last_owner(state, target.user_id)
             return Decision(
                 "member_added",
                 {"user_id": target.user_id, "role": role.value, "name": target.name},
                 target.user_id,
             )
+        case c.SetRole(user_id=user_id, role=role):
+            member = state.member(user_id)
+            if member is None:
+                raise NotFound(f"user {user_id} is not a member", field="user_id")
+            if member["role"] == role.value:
+                raise Invalid(f"user {user_id} is already {role.value}", field="role")
+            if role != c.Role.OWNER:
+                _check_not_last_owner(state, user_id)
+            # The event add_member gives for a member already there: one event for
+            # "this member now has this role", whichever command said so.
+            return Decision(
+                "member_added", {"user_id": user_id, "role": role.value, "name": member["name"]}
+            )
         case c.RemoveMember(user_id=user_id):
-            if find(state["members"], "user_id", user_id) is None:
+            if state.member(user_id) is None:
                 raise NotFound(f"user {user_id} is not a member", field="user_id")
             _check_not_last_owner(state, user_id)
             return Decision("member_removed", {"user_id": user_id})
         case c.CreateStory():
-            if len(state["stories"]) >= MAX_STORIES:
+            if state.story_count >= MAX_STORIES:
                 raise Invalid(f"a project has at most {MAX_STORIES} stories")
             _check_owner_member(state, command.owner_id)
             _check_before(state, command.before_id)
-            story = {
+            story: dict[str, Any] = {
                 "id": next_id,
                 "title": command.title,
                 "description": command.description,
@@ -118,7 +137,11 @@ def decide(
                 "owner_id": command.owner_id,
                 "labels": list(dict.fromkeys(command.labels)),
             }
-            data = {"story": story, "before_id": command.before_id, "next_id": next_id + 1}
+            data: dict[str, Any] = {
+                "story": story,
+                "before_id": command.before_id,
+                "next_id": next_id + 1,
+            }
             return Decision("story_created", data, next_id)
         case c.UpdateStory(story_id=story_id):
             story = _story(state, story_id)
@@ -170,6 +193,11 @@ def decide(
             task = {"id": next_id, "text": text, "done": False}
             data = {"story_id": story_id, "task": task, "next_id": next_id + 1}
             return Decision("task_added", data, next_id)
+        case c.EditTask(story_id=story_id, task_id=task_id, text=text):
+            task = _item(_story(state, story_id)["tasks"], task_id, "task")
+            if task["text"] == text:
+                raise Invalid("edit changes nothing", field="text")
+            return Decision("task_edited", {"story_id": story_id, "task_id": task_id, "text": text})
         case c.CompleteTask(story_id=story_id, task_id=task_id, done=done):
             _item(_story(state, story_id)["tasks"], task_id, "task")
             return Decision(
@@ -190,8 +218,8 @@ def decide(
     raise Invalid(f"unknown command {command.type!r}")  # pragma: no cover
 
 
-def _check_not_last_owner(state: Snapshot, user_id: int) -> None:
-    owners = [m["user_id"] for m in state["members"] if m["role"] == c.Role.OWNER.value]
+def _check_not_last_owner(state: ProjectView, user_id: int) -> None:
+    owners = [m["user_id"] for m in state.members() if m["role"] == c.Role.OWNER.value]
     if owners == [user_id]:
         raise Invalid("a project must keep at least one owner", field="user_id")
 

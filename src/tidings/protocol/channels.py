@@ -25,6 +25,14 @@ def link_channel(server: str) -> str:
     return f"{PREFIX}:link:{server}"
 
 
+def probe_channel(owner: str, tag: str) -> str:
+    """A channel on which one subscriber probes one of its Redis Cluster links:
+    ``tag`` is the hash tag, chosen so that the channel's slot is served by the
+    shard that link listens to (broker/redis_subscriber.py). Only its owner
+    subscribes to it."""
+    return f"{PREFIX}:probe:{owner}:{{{tag}}}"
+
+
 #: A sorted set of recent ``revoke`` messages (scored by their ``at``) that the
 #: app keeps beside publishing them, so a push server that starts, or whose
 #: link was down when one was published, still learns of it (PROTOCOL.md §3.2).

@@ -34,6 +34,12 @@ process died and the kernel closed its sockets), not cut off, and stops
 waiting for it one short poll interval after its silence began instead of
 after ``forget_after`` (push/apps.py).
 
+``publish_failing`` (optional, an integer; absent means 0) is how many of the
+app's pokes and revocations failed to publish and are still waiting to be sent
+again: while an app heard within ``deaf_after`` says it is above 0, push
+servers report ``degraded`` (the app is alive, its path to them works, but some
+of its pokes are not getting through, e.g. one shard of a cluster is down).
+
 ``{"type": "app_bye", "app": "<id>"}``: the app process is shutting down on
 purpose; its silence from now on is not a fault.
 
@@ -68,6 +74,8 @@ class AppBeat(NamedTuple):
     push_off: bool
     #: The Redis client name of the connections carrying the app's pokes, if named.
     client: str | None = None
+    #: Pokes (and revocations) the app failed to publish and has not sent yet.
+    failing: int = 0
 
 
 def link_heartbeat(server: str, seq: int) -> bytes:
@@ -84,7 +92,7 @@ def revoke(user: int, project: int, at: float) -> bytes:
 
 
 def app_heartbeat(
-    app: str, seq: int, *, push_off: bool = False, client: str | None = None
+    app: str, seq: int, *, push_off: bool = False, client: str | None = None, failing: int = 0
 ) -> bytes:
     body: dict[str, Any] = {
         "type": APP_HEARTBEAT,
@@ -94,6 +102,8 @@ def app_heartbeat(
     }
     if client is not None:
         body["client"] = client
+    if failing:
+        body["publish_failing"] = failing
     return orjson.dumps(body)
 
 
@@ -180,7 +190,12 @@ def parse_app_heartbeat(data: bytes) -> AppBeat | None:
     app, seq, client = body.get("app"), body.get("seq"), body.get("client")
     if not _app_id(app) or type(seq) is not int or not 0 <= seq < 2**53:
         return None
-    return AppBeat(app, seq, body.get("push") == "off", client if _client_name(client) else None)
+    failing = body.get("publish_failing", 0)
+    if type(failing) is not int or not 0 <= failing < 2**53:
+        failing = 1  # present but garbled: the app meant that something fails
+    return AppBeat(
+        app, seq, body.get("push") == "off", client if _client_name(client) else None, failing
+    )
 
 
 def parse_app_bye(data: bytes) -> str | None:

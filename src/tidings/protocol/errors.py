@@ -30,11 +30,31 @@ class CloseCode:
 
 
 class TidingsError(Exception):
-    """Base of every error that reaches a client."""
+    """Base of every error that reaches a client.
+
+    A subclass gives its mapping where it is declared, in class keywords
+    (``status``, ``code``, ``close_code``); what it leaves out it inherits.
+    """
 
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     close_code: ClassVar[int] = CloseCode.BAD_REQUEST
+
+    def __init_subclass__(
+        cls,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        close_code: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+        if close_code is not None:
+            cls.close_code = close_code
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -46,66 +66,52 @@ class TidingsError(Exception):
 
 
 class BadRequest(TidingsError):
-    pass
+    """A request that does not follow the API (the base's mapping: 400, 4400)."""
 
 
-class BadMessage(TidingsError):
+class BadMessage(TidingsError, code="bad_message", close_code=CloseCode.UNSUPPORTED_DATA):
     """A broker or push message that does not follow docs/PROTOCOL.md."""
 
-    code = "bad_message"
-    close_code = CloseCode.UNSUPPORTED_DATA
+
+class Unauthorized(
+    TidingsError, status=401, code="unauthorized", close_code=CloseCode.UNAUTHORIZED
+):
+    """No credentials, or ones that are not valid."""
 
 
-class Unauthorized(TidingsError):
-    status = 401
-    code = "unauthorized"
-    close_code = CloseCode.UNAUTHORIZED
+class BadToken(Unauthorized, code="bad_token"):
+    """A push token that is missing, invalid or expired: fetch a new one."""
 
 
-class BadToken(Unauthorized):
-    code = "bad_token"
+class Forbidden(TidingsError, status=403, code="forbidden", close_code=CloseCode.FORBIDDEN):
+    """Valid credentials that do not reach this project or origin."""
 
 
-class Forbidden(TidingsError):
-    status = 403
-    code = "forbidden"
-    close_code = CloseCode.FORBIDDEN
+class NotFound(TidingsError, status=404, code="not_found"):
+    """No such resource."""
 
 
-class NotFound(TidingsError):
-    status = 404
-    code = "not_found"
-
-
-class Conflict(TidingsError):
+class Conflict(TidingsError, status=409, code="version_conflict"):
     """``expected_version`` was stale; the body carries ``version`` (the current one)."""
 
-    status = 409
-    code = "version_conflict"
 
-
-class Invalid(TidingsError):
+class Invalid(TidingsError, status=422, code="invalid"):
     """A well-formed request that the domain refuses (an unknown story, a bad move)."""
 
-    status = 422
-    code = "invalid"
+
+class TooLarge(TidingsError, status=413, code="too_large", close_code=CloseCode.TOO_BIG):
+    """A body or message past its size limit."""
 
 
-class TooLarge(TidingsError):
-    status = 413
-    code = "too_large"
-    close_code = CloseCode.TOO_BIG
+class UnsupportedMediaType(TidingsError, status=415, code="unsupported_media_type"):
+    """An HTTP request body that is not labelled as JSON."""
 
 
-class RateLimited(TidingsError):
-    status = 429
-    code = "rate_limited"
-    close_code = CloseCode.RATE_LIMITED
+class RateLimited(TidingsError, status=429, code="rate_limited", close_code=CloseCode.RATE_LIMITED):
+    """Too many requests or messages."""
 
 
-class Unavailable(TidingsError):
+class Unavailable(
+    TidingsError, status=503, code="unavailable", close_code=CloseCode.TRY_AGAIN_LATER
+):
     """The push server is full or draining: reconnect later (to another server), poll meanwhile."""
-
-    status = 503
-    code = "unavailable"
-    close_code = CloseCode.TRY_AGAIN_LATER

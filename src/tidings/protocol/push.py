@@ -9,6 +9,7 @@ See docs/PROTOCOL.md for the fields and the close codes.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any
 
@@ -71,7 +72,11 @@ def heartbeat(state: ServerState) -> bytes:
 
 
 def drain(reconnect_after: float) -> bytes:
-    return _dumps({"type": ServerType.DRAIN, "reconnect_after": round(reconnect_after, 3)})
+    # Milliseconds, rounded down: rounding up could say the window's end itself,
+    # which PROTOCOL.md §4.4 excludes, and a client reconnecting early costs nothing.
+    return _dumps(
+        {"type": ServerType.DRAIN, "reconnect_after": math.floor(reconnect_after * 1000) / 1000}
+    )
 
 
 def token_expiring(expires_at: float) -> bytes:

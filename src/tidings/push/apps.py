@@ -27,13 +27,31 @@ dead app keeps clients on the short poll interval (a lost host, whose
 connections Redis holds until TCP keepalive notices). A partition longer than
 that looks the same as a dead app, and the server returns to ``ok`` while that
 app's pokes are still lost.
+
+When our own link comes back (:meth:`AppWatch.grace`), what each app last said
+is from before the break: whether its pokes fail may have changed meanwhile (on
+a cluster, the shard that went down may carry their pokes too, and they keep
+the pokes that failed). Each app is ``unheard`` until its next heartbeat, and
+the server is not ``ok`` before that: otherwise it would say ``ok`` on stale
+word and ``degraded`` a second later, when the app says its pokes still fail.
 """
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 #: Apps tracked at most; past it the one heard longest ago is dropped. An entry
 #: is an id (<= 64 chars) and a float: the whole watch stays under ~200 KB.
 MAX_APPS = 1024
+
+
+class Beat(TypedDict, total=False):
+    """What an app's heartbeat says besides who and when (protocol/control.py):
+    the keyword arguments of :meth:`AppWatch.heard`, for those that pass them on."""
+
+    push_off: bool
+    client: str | None
+    failing: int
 
 
 class AppWatch:
@@ -54,13 +72,29 @@ class AppWatch:
         self._off: set[str] = set()
         #: app id -> the Redis client name its latest heartbeat gave.
         self._clients: dict[str, str] = {}
+        #: Apps whose latest heartbeat said some of their publishes are failing.
+        self._failing: set[str] = set()
+        #: Apps not heard since our own link last went down or came back.
+        self._unheard: set[str] = set()
 
     def heard(
-        self, app: str, now: float, *, push_off: bool = False, client: str | None = None
+        self,
+        app: str,
+        now: float,
+        *,
+        push_off: bool = False,
+        client: str | None = None,
+        failing: int = 0,
     ) -> None:
+        """``failing``: the heartbeat's ``publish_failing`` (protocol/control.py)."""
+        if failing:
+            self._failing.add(app)
+        else:
+            self._failing.discard(app)
         self._heard.pop(app, None)
         self._heard[app] = now
         self._leaving.pop(app, None)
+        self._unheard.discard(app)
         if push_off:
             self._off.add(app)
         else:
@@ -75,7 +109,9 @@ class AppWatch:
     def _drop(self, app: str) -> None:
         self._heard.pop(app, None)
         self._off.discard(app)
+        self._failing.discard(app)
         self._clients.pop(app, None)
+        self._unheard.discard(app)
 
     def bye(self, app: str) -> None:
         """The app shut down on purpose: its silence is no longer a fault."""
@@ -96,9 +132,18 @@ class AppWatch:
 
     def grace(self, now: float) -> None:
         """Our own link was down: what we did not hear meanwhile says nothing about
-        the apps, so each one gets ``deaf_after`` from now to be heard again."""
+        the apps, so each one gets ``deaf_after`` from now to be heard again, and
+        is :meth:`unheard` until it is."""
         for app in self._heard:
             self._heard[app] = now
+        self._unheard = set(self._heard)
+
+    def unheard(self, now: float) -> list[str]:
+        """Apps not heard since our own link last changed, and not silent yet
+        (then :meth:`silent` counts them): what they said before is stale."""
+        self._forget(now)
+        heard = self._heard
+        return sorted(app for app in self._unheard if now - heard[app] <= self.deaf_after)
 
     def _forget(self, now: float) -> None:
         for app, at in list(self._heard.items()):
@@ -124,6 +169,14 @@ class AppWatch:
         self._forget(now)
         heard = self._heard
         return any(now - heard[app] <= self.deaf_after for app in self._off)
+
+    def failing(self, now: float) -> list[str]:
+        """Apps heard within ``deaf_after`` whose heartbeat says some of their
+        pokes are failing to publish: alive, heard, and still losing pokes (a
+        silent one is counted by :meth:`silent`)."""
+        self._forget(now)
+        heard = self._heard
+        return sorted(app for app in self._failing if now - heard[app] <= self.deaf_after)
 
     def __contains__(self, app: object) -> bool:
         return app in self._heard

@@ -15,21 +15,29 @@ import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from tidings.environment import flag
+
 if TYPE_CHECKING:
-    from tidings.push.hub import Conn, Message
+    from tidings.push.hub import Conn, EncodedMessage
 
 #: ``queue(conn, project, msg)``: what the hub does for a paused connection.
-Queue = Callable[["Conn", int, "Message"], None]
+Queue = Callable[["Conn", int, "EncodedMessage"], None]
 
 
 class Fanout(Protocol):
     def __call__(
-        self, conns: Iterable[Conn], project: int, version: int, msg: Message, queue: Queue, /
+        self,
+        conns: Iterable[Conn],
+        project: int,
+        version: int,
+        msg: EncodedMessage,
+        queue: Queue,
+        /,
     ) -> int: ...
 
 
 def fanout_python(
-    conns: Iterable[Conn], project: int, version: int, msg: Message, queue: Queue
+    conns: Iterable[Conn], project: int, version: int, msg: EncodedMessage, queue: Queue
 ) -> int:
     """The contract, in Python: for each connection still below ``version`` on
     ``project``, raise its version, then write ``msg`` now (or ``queue`` it when
@@ -56,7 +64,7 @@ def fanout_python(
 
 
 def _native() -> Fanout | None:
-    if os.environ.get("TIDINGS_PUSH_NATIVE_FANOUT", "1") == "0":
+    if not flag(os.environ, "TIDINGS_PUSH_NATIVE_FANOUT", True):
         return None
     try:
         from tidings.push import _fanout

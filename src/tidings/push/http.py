@@ -30,7 +30,7 @@ IP rate-limited: refuse with it) and ``ctx.origin_allowed(request.origin)``.
 Hub connections (the Socket.IO session) subclass :class:`~tidings.push.hub.Conn`
 with ``__slots__ = CONN_SLOTS + (...)``, call ``ctx.hub.attach`` /
 ``authorize`` / ``subscribe`` / ``detach`` and ``paused`` / ``resumed`` on flow
-control, and frame each hub :class:`~tidings.push.hub.Message` once, caching the
+control, and frame each hub :class:`~tidings.push.hub.EncodedMessage` once, caching the
 frame in ``msg.frames`` under a key of their own.
 """
 
@@ -41,13 +41,13 @@ import logging
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Protocol, cast
-from urllib.parse import parse_qsl
 
 import httptools
 import orjson
 
 from tidings.protocol.errors import TidingsError
 from tidings.protocol.tokens import MAX_PROJECTS_PER_TOKEN
+from tidings.push.query import query_pairs
 
 if TYPE_CHECKING:
     from tidings.push.context import PushContext
@@ -81,7 +81,7 @@ class Request:
 
     def query_pairs(self) -> list[tuple[str, str]]:
         """Decoded ``name=value`` pairs in order; ValueError past ``MAX_QUERY_FIELDS``."""
-        return parse_qsl(self.query, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
+        return query_pairs(self.query, MAX_QUERY_FIELDS)
 
 
 class HttpHandler(Protocol):
@@ -105,6 +105,7 @@ class HttpConnection(asyncio.Protocol):
         "_leftover",
         "_method",
         "_parser",
+        "_raw_head",
         "_ready",
         "_timer",
         "_url",
@@ -121,7 +122,12 @@ class HttpConnection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._body_size = 0
+        #: Head bytes of the request being read, as the parser reports them
+        #: (URL, header names and values, 4 bytes of separators per header).
         self._header_size = 0
+        #: Bytes read while a head was incomplete: a backstop for what the
+        #: parser holds before reporting it (an endless header name).
+        self._raw_head = 0
         self._in_head = True
         self._ready = False
         self._in_flight = False
@@ -164,9 +170,13 @@ class HttpConnection(asyncio.Protocol):
         if self._in_flight:
             self._error(HTTPStatus.BAD_REQUEST, "one request at a time: wait for the response")
             return
+        settings = self._ctx.settings
         if self._in_head:
-            self._header_size += len(data)
-            if self._header_size > self._ctx.settings.max_request_head_bytes:
+            # The parser's own count (below) is exact but comes only once a field
+            # is whole; a read that also carries the body may pass the head limit
+            # here, never the head and body limits together.
+            self._raw_head += len(data)
+            if self._raw_head > settings.max_request_head_bytes + settings.max_body_bytes:
                 self._error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
                 return
         try:
@@ -174,7 +184,9 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade as exc:
             self._leftover = data[int(exc.args[0]) :]
         except httptools.HttpParserError:
-            if self._body_size > self._ctx.settings.max_body_bytes:
+            if self._header_size > settings.max_request_head_bytes:
+                self._error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
+            elif self._body_size > settings.max_body_bytes:
                 self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
             else:
                 self._error(HTTPStatus.BAD_REQUEST, "malformed HTTP request")
@@ -191,20 +203,33 @@ class HttpConnection(asyncio.Protocol):
         self._headers = {}
         self._body = []
         self._body_size = 0
+        self._header_size = 0
         self._in_head = True
 
     def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # _count_head, written out: this runs for every header of every request.
+        self._header_size += len(name) + len(value) + 4  # ": " and CRLF
+        if self._header_size > self._ctx.settings.max_request_head_bytes:
+            raise httptools.HttpParserError("request head too large")
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         old = self._headers.get(key)
         self._headers[key] = text if old is None else f"{old}, {text}"
 
+    def _count_head(self, size: int) -> None:
+        """Only head bytes count toward ``max_request_head_bytes`` (not a body read
+        with them), and every request's do (the second on a kept-alive socket too)."""
+        self._header_size += size
+        if self._header_size > self._ctx.settings.max_request_head_bytes:
+            raise httptools.HttpParserError("request head too large")
+
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._header_size = 0
+        self._raw_head = 0
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -219,6 +244,10 @@ class HttpConnection(asyncio.Protocol):
         self._method = parser.get_method().decode("latin-1")
         self._keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
         self._ready = True
+        # What comes next on this socket is the next request's head.
+        self._in_head = True
+        self._header_size = 0
+        self._raw_head = 0
 
     # -- dispatch ----------------------------------------------------------
 
@@ -341,7 +370,7 @@ class HttpConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self._in_flight:
             return
-        if self._header_size or self._url:
+        if self._raw_head or self._url:
             self._in_flight = True
             body = b'{"error":"timeout","detail":"request too slow"}'
             self.respond(HTTPStatus.REQUEST_TIMEOUT, body, close=True)

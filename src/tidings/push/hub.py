@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from tidings.protocol import push
 from tidings.protocol.errors import CloseCode, Forbidden, Unavailable
-from tidings.protocol.poke import Poke
+from tidings.protocol.poke import Poke, valid_version
 from tidings.protocol.push import ServerState
 from tidings.protocol.tokens import LEEWAY_SECONDS, KeyRing, PushClaims, verify_push_token
 from tidings.push.fanout import Fanout
 from tidings.push.fanout import fanout as default_fanout
+from tidings.push.logs import emit
 from tidings.push.metrics import Counters
 from tidings.push.settings import PushSettings
+
+log = logging.getLogger("tidings.push")
 
 #: Key under which a paused connection keeps its latest state message (heartbeat,
 #: drain, token warning) among its pending pokes; project ids are positive, and a
@@ -68,7 +72,11 @@ class Revocations:
         return len(self._entries)
 
     def add(self, user: int, project: int, at: float, wall: float) -> int:
-        """Remember a revocation; return how many live entries the bound evicted."""
+        """Remember a revocation; return how many live entries the bound evicted.
+
+        An ``at`` later than ``wall`` plus the leeway is taken as that: no real
+        commit is in the future, and a forged one must not hold for ever."""
+        at = min(at, wall + LEEWAY_SECONDS)
         entries = self._entries
         # Arrival order is close to ``at`` order: expired entries collect at the front.
         while entries:
@@ -93,7 +101,7 @@ class Revocations:
         return at is not None and at + self.retention > wall and issued_at <= at + LEEWAY_SECONDS
 
 
-class Message:
+class EncodedMessage:
     """One server->client JSON message, encoded once and shared by every connection.
 
     Each transport frames it once too, caching the frame in ``frames`` under its
@@ -146,14 +154,14 @@ class Conn:
 
     #: Transport name, for the connections-by-transport metric.
     kind: ClassVar[str] = "conn"
-    #: The ``Message.frames`` key under which ``write`` caches the exact bytes
+    #: The ``EncodedMessage.frames`` key under which ``write`` caches the exact bytes
     #: it puts on the socket, for a type whose ``wfd`` may be set: the native
     #: fan-out then sends those bytes itself (tidings.push.fanout).
     direct_frame_key: ClassVar[str | None] = None
 
     user: int | None
     versions: dict[int, int]
-    pending: dict[int, Message] | None
+    pending: dict[int, EncodedMessage] | None
     paused_since: float | None
     expires_at: float
     token_exp: float
@@ -184,8 +192,8 @@ class Conn:
         self.wfd = -1
         self.beat_group = -1
 
-    def write(self, msg: Message) -> None:
-        """Frame ``msg`` (once per message, see :class:`Message`) and write it now."""
+    def write(self, msg: EncodedMessage) -> None:
+        """Frame ``msg`` (once per message, see :class:`EncodedMessage`) and write it now."""
         raise NotImplementedError
 
     def close(self, code: int, reason: str) -> None:
@@ -237,7 +245,9 @@ class Hub:
         self._subs: dict[int, dict[Conn, None]] = {}
         #: Newest version seen on the broker per watched project, and its message.
         self._known: dict[int, int] = {}
-        self._last: dict[int, Message] = {}
+        self._last: dict[int, EncodedMessage] = {}
+        #: Projects whose version key read below ``_known`` once, and that version.
+        self._above_key: dict[int, int] = {}
         self._conns: set[Conn] = set()
         self._stalled: set[Conn] = set()
         self._timers: list[tuple[float, int, Conn]] = []
@@ -245,10 +255,12 @@ class Hub:
         #: Connections by heartbeat group; the next group due, and when.
         self._beat_groups: list[set[Conn]] = [set() for _ in range(HEARTBEAT_GROUPS)]
         self._beat_next_group = 0
+        #: Where ``_group_for_new`` stopped: (first group tried, cap, group, steps back).
+        self._fill: tuple[int, int, int, int] | None = None
         self._beat_slot = settings.heartbeat_interval / HEARTBEAT_GROUPS
         self._next_heartbeat = now + heartbeat_phase * self._beat_slot
         #: The heartbeat message of the state it says, framed once for all groups.
-        self._beat_msg: tuple[ServerState, Message] | None = None
+        self._beat_msg: tuple[ServerState, EncodedMessage] | None = None
         self.connections: dict[str, int] = {}
         self.revocations = Revocations(settings.max_token_lifetime)
 
@@ -270,11 +282,11 @@ class Hub:
         self.counters.heartbeats_sent += 1
         self._send_beat(self._conns)
 
-    def _beat(self) -> Message:
+    def _beat(self) -> EncodedMessage:
         """The heartbeat saying the current state (drain changes it too)."""
         cached = self._beat_msg
         if cached is None or cached[0] is not self._state:
-            cached = self._beat_msg = (self._state, Message(push.heartbeat(self._state)))
+            cached = self._beat_msg = (self._state, EncodedMessage(push.heartbeat(self._state)))
         return cached[1]
 
     def subscribed_projects(self) -> int:
@@ -321,6 +333,7 @@ class Hub:
         if conn.beat_group >= 0:
             self._beat_groups[conn.beat_group].discard(conn)
             conn.beat_group = -1
+            self._fill = None  # a group has room again
         self.connections[conn.kind] -= 1
 
     def authorize(self, token: str, projects: Iterable[int], wall: float) -> PushClaims:
@@ -381,9 +394,9 @@ class Hub:
         conn.warned = False
         answer = {p: max(v, self._known.get(p, -1)) for p, v in conn.versions.items()}
         hello = push.subscribed(answer, self._state, self.settings.heartbeat_interval)
-        self._send(conn, STATE_KEY, Message(hello))
+        self._send(conn, STATE_KEY, EncodedMessage(hello))
         for project in sorted(gone):
-            self._send(conn, -project, Message(push.revoked(project)))
+            self._send(conn, -project, EncodedMessage(push.revoked(project)))
         self.counters.revoked_subscriptions += len(gone)
         recovered = 0
         for project, held in projects.items():
@@ -425,7 +438,7 @@ class Hub:
         cut = [c for c in subs if c.user == user and c.token_iat <= at + LEEWAY_SECONDS]
         if not cut:
             return
-        msg = Message(push.revoked(project))
+        msg = EncodedMessage(push.revoked(project))
         for conn in cut:
             del conn.versions[project]
             self._unwatch_project(conn, project)
@@ -443,6 +456,7 @@ class Hub:
             del self._subs[project]
             self._known.pop(project, None)
             self._last.pop(project, None)
+            self._above_key.pop(project, None)
             self._broker.unsubscribe(project)
 
     # -- the broker side ---------------------------------------------------
@@ -453,12 +467,17 @@ class Hub:
         project, version = poke.project, poke.version
         if project not in self._subs:
             return
+        if not valid_version(version):
+            self._invalid(project, "poke version out of range")
+            return
+        if poke.events_refused is not None:
+            self._invalid(project, f"events dropped: {poke.events_refused}")
         if version <= self._known.get(project, -1):
             self.counters.pokes_stale += 1
             return
         if poke.events is not None and not self.settings.forward_events:
             poke = Poke(project, version, poke.ts)
-        msg = Message(push.poke(poke))
+        msg = EncodedMessage(push.poke(poke))
         self._known[project] = version
         self._last[project] = msg
         self.counters.pokes_sent += self._fanout(project, version, msg)
@@ -471,34 +490,72 @@ class Hub:
         and with ``ts`` = ``wall``, the time the version was learned.
         """
         for project, version in versions.items():
-            if project not in self._subs or version <= self._known.get(project, -1):
+            if project not in self._subs:
                 continue
-            msg = Message(push.poke(Poke(project, version, wall)))
+            if not valid_version(version):
+                # One bad key must not stop the others, nor the reader calling us.
+                self._invalid(project, "version key out of range")
+                continue
+            known = self._known.get(project, -1)
+            if version < known:
+                self._behind_key(project, known, version, wall)
+                continue
+            self._above_key.pop(project, None)
+            if version == known:
+                continue
+            msg = EncodedMessage(push.poke(Poke(project, version, wall)))
             self._known[project] = version
             self._last[project] = msg
             sent = self._fanout(project, version, msg)
             self.counters.recovery_pokes += sent
             self.counters.pokes_sent += sent
 
+    def _behind_key(self, project: int, known: int, key: int, wall: float) -> None:
+        """The key is below the version last poked. A publisher sets the key before
+        it publishes, so once is a read that raced a poke; twice for the same
+        version, that poke was never a real commit (a forged one, or one whose key
+        a failover lost). Its version would make every real poke stale: believe
+        the key again, and poke at the key's version the watchers that poke
+        reached (the key's own poke was dropped as stale)."""
+        if self._above_key.get(project) != known:
+            self._above_key[project] = known
+            return
+        del self._above_key[project]
+        self._invalid(project, f"poked version {known} never reached the version key ({key})")
+        for conn in self._subs[project]:
+            if conn.versions[project] > key:
+                conn.versions[project] = key - 1
+        msg = EncodedMessage(push.poke(Poke(project, key, wall)))
+        self._known[project] = key
+        self._last[project] = msg
+        sent = self._fanout(project, key, msg)
+        self.counters.recovery_pokes += sent
+        self.counters.pokes_sent += sent
+
+    def _invalid(self, project: int, detail: str) -> None:
+        """Refuse what the broker said (counted; logged at most every few seconds)."""
+        self.counters.broker_invalid += 1
+        emit(log, logging.WARNING, "broker_invalid", project=project, detail=detail)
+
     def recheck_all(self) -> None:
         """After the link was down or deaf: compare every watched project with its key."""
         if self._subs:
             self._broker.check_versions(list(self._subs))
 
-    def _fanout(self, project: int, version: int, msg: Message) -> int:
+    def _fanout(self, project: int, version: int, msg: EncodedMessage) -> int:
         # The per-poke hot path, one dict lookup and one write per connection:
         # in C when the extension is built (tidings.push.fanout, same contract).
         return self._fanout_loop(self._subs[project], project, version, msg, self._queue)
 
     # -- flow control ------------------------------------------------------
 
-    def _send(self, conn: Conn, key: int, msg: Message) -> None:
+    def _send(self, conn: Conn, key: int, msg: EncodedMessage) -> None:
         if conn.paused_since is None:
             conn.write(msg)
         else:
             self._queue(conn, key, msg)
 
-    def _queue(self, conn: Conn, key: int, msg: Message) -> None:
+    def _queue(self, conn: Conn, key: int, msg: EncodedMessage) -> None:
         pending = conn.pending
         if pending is None:
             conn.pending = {key: msg}
@@ -558,12 +615,19 @@ class Hub:
         new connection's first comes about an interval after its ``subscribed``),
         or, if that one is full, the one served before it, and so on: a burst of
         connections spreads over several groups instead of making one heavy one."""
+        groups = self._beat_groups
         cap = max(MIN_GROUP_CAP, 2 * len(self._conns) // HEARTBEAT_GROUPS)
-        group = (self._beat_next_group - 1) % HEARTBEAT_GROUPS
-        for _ in range(HEARTBEAT_GROUPS - 1):
-            if len(self._beat_groups[group]) < cap:
-                break
+        start = (self._beat_next_group - 1) % HEARTBEAT_GROUPS
+        group, steps = start, 0
+        fill = self._fill
+        if fill is not None and fill[0] == start and fill[1] == cap:
+            # The groups between ``start`` and the last pick were full then, and
+            # still are (same cap, nobody left): resume there, not at ``start``.
+            group, steps = fill[2], fill[3]
+        while steps < HEARTBEAT_GROUPS - 1 and len(groups[group]) >= cap:
             group = (group - 1) % HEARTBEAT_GROUPS
+            steps += 1
+        self._fill = (start, cap, group, steps)
         return group
 
     def _heartbeats(self, now: float) -> None:
@@ -600,7 +664,7 @@ class Hub:
                 return
             if not conn.warned and conn.expires_at - self.settings.token_warning <= now:
                 conn.warned = True
-                self._send(conn, STATE_KEY, Message(push.token_expiring(conn.token_exp)))
+                self._send(conn, STATE_KEY, EncodedMessage(push.token_expiring(conn.token_exp)))
         self._schedule(conn)
 
     def _schedule(self, conn: Conn) -> None:
@@ -630,7 +694,7 @@ class Hub:
         for conn in list(self._conns):
             delay = window * rand()
             conn.drain_at = now + delay
-            self._send(conn, STATE_KEY, Message(push.drain(delay)))
+            self._send(conn, STATE_KEY, EncodedMessage(push.drain(delay)))
             self._schedule(conn)
 
     def close_all(self, code: int, reason: str) -> None:

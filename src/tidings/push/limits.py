@@ -1,4 +1,5 @@
-"""Per-IP connection rate limiting: a token bucket per address, sans-I/O.
+"""Admission limits, sans-I/O: per-IP rate buckets, the table of not-yet-clients,
+and a packet budget.
 
 Memory is bounded: at most ``max_addresses`` buckets are kept; when full, buckets
 that have refilled completely (idle addresses) are dropped first, and if none
@@ -6,6 +7,9 @@ has, the table is cleared (briefly lenient rather than unbounded).
 """
 
 from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from typing import Generic, TypeVar
 
 
 class IpRateLimiter:
@@ -39,3 +43,62 @@ class IpRateLimiter:
         self._buckets = {a: b for a, b in self._buckets.items() if now - b[1] < full}
         if len(self._buckets) >= self.max_addresses:
             self._buckets.clear()
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class PendingTable(Generic[K]):
+    """Things that are not clients yet (sockets before their handshake, Engine.IO
+    sessions before their token), oldest first, counted per address.
+
+    Sans-I/O: the owner decides what "settled" means and closes what this table
+    names (the oldest, when the pool is full). Memory: one dict entry per key
+    and one per address, both bounded by the owner's caps.
+    """
+
+    __slots__ = ("_by_peer", "_order")
+
+    def __init__(self) -> None:
+        #: key -> its address, in arrival order (dicts keep insertion order).
+        self._order: dict[K, str] = {}
+        self._by_peer: dict[str, dict[K, None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._order
+
+    def add(self, key: K, peer: str) -> None:
+        if key in self._order:
+            return
+        self._order[key] = peer
+        self._by_peer.setdefault(peer, {})[key] = None
+
+    def remove(self, key: K) -> bool:
+        """Forget ``key`` (settled or closed); False if it was not pending."""
+        peer = self._order.pop(key, None)
+        if peer is None:
+            return False
+        keys = self._by_peer[peer]
+        del keys[key]
+        if not keys:
+            del self._by_peer[peer]
+        return True
+
+    def count_for(self, peer: str) -> int:
+        keys = self._by_peer.get(peer)
+        return len(keys) if keys else 0
+
+    def of_peer(self, peer: str) -> list[K]:
+        """The address's pending keys, oldest first (a copy: callers remove)."""
+        return list(self._by_peer.get(peer, ()))
+
+    def oldest(self) -> list[K]:
+        """Every pending key, oldest first (a copy: callers remove)."""
+        return list(self._order)
+
+    def __iter__(self) -> Iterator[K]:
+        """Oldest first; do not add or remove while iterating."""
+        return iter(self._order)

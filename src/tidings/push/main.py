@@ -1,8 +1,9 @@
 """``tidings push``: run one push-server process on Redis until SIGTERM/SIGINT, then drain.
 
 Configuration comes from the command line and the environment (``REDIS_URL``,
-``TIDINGS_PUSH_KEYS``, ``TIDINGS_ALLOWED_ORIGINS``, ``TIDINGS_REDIS_SHARDED``
-and the ``TIDINGS_PUSH_*`` limits of settings.py); cli.py only wires it in.
+``TIDINGS_REDIS_CLUSTER`` and ``TIDINGS_REDIS_SHARDED`` as broker/redis_config.py
+reads them, ``TIDINGS_PUSH_KEYS``, ``TIDINGS_ALLOWED_ORIGINS`` and the
+``TIDINGS_PUSH_*`` limits of settings.py); cli.py only wires it in.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from tidings.broker.redis_config import RedisConfig
 from tidings.broker.redis_subscriber import RedisSubscriber
 from tidings.protocol.tokens import KeyRing
 from tidings.push.logs import emit
-from tidings.push.server import PushServer
 from tidings.push.settings import from_env
 
 log = logging.getLogger("tidings.push")
@@ -43,35 +44,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO")
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    keys_spec = os.environ.get("TIDINGS_PUSH_KEYS", "")
-    if not keys_spec:
-        print("TIDINGS_PUSH_KEYS is not set (kid:secret[,kid:secret...])", file=sys.stderr)
-        return 2
     try:
-        keys = KeyRing.parse(keys_spec)
+        keys = KeyRing.from_env(os.environ)
     except ValueError as exc:
-        print(f"TIDINGS_PUSH_KEYS: {exc}", file=sys.stderr)
+        print(exc, file=sys.stderr)
         return 2
     overrides: dict[str, object] = {}
     if args.max_connections is not None:
         overrides["max_connections"] = args.max_connections
     if args.drain_window is not None:
         overrides["drain_window"] = args.drain_window
-    settings = from_env(None, **overrides)
-    url = args.redis_url or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    sharded = _truthy(os.environ.get("TIDINGS_REDIS_SHARDED"))
+    try:
+        settings = from_env(None, **overrides)
+        redis_config = RedisConfig.from_env(os.environ, args.redis_url)
+    except ValueError as exc:
+        print(f"tidings push: {exc}", file=sys.stderr)
+        return 2
 
     async def serve() -> int:
-        server = PushServer(settings, RedisSubscriber(url, sharded=sharded), keys)
+        # Here, not at the top: ``tidings --help`` works without the push extra.
+        from tidings.push.server import PushServer
+
+        server = PushServer(settings, RedisSubscriber(redis_config), keys)
         await server.start(args.host, args.port, reuse_port=args.reuse_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

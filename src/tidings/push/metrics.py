@@ -2,7 +2,8 @@
 
 Hot paths (one poke to 10,000 connections) add to an int once per poke, never
 call a metrics library per connection; the collector reads the ints only when
-``/metrics`` is scraped.
+``/metrics`` is scraped. prometheus_client (the push extra) is imported only
+by the collector: the hub's counters also serve ``tidings sim`` on the core install.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.process_collector import ProcessCollector
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
 
 
 class Counters:
@@ -26,6 +28,9 @@ class Counters:
         "broker_reconnects",
         "connections_refused",
         "heartbeats_sent",
+        "packet_floods",
+        "pending_evicted",
+        "pending_refused",
         "pokes_coalesced",
         "pokes_dropped",
         "pokes_received",
@@ -36,6 +41,7 @@ class Counters:
         "revocations_received",
         "revoked_subscriptions",
         "slow_closes",
+        "task_restarts",
         "token_expiries",
         "version_reads_failed",
     )
@@ -47,6 +53,9 @@ class Counters:
         self.broker_reconnects = 0
         self.connections_refused = 0
         self.heartbeats_sent = 0
+        self.packet_floods = 0
+        self.pending_evicted = 0
+        self.pending_refused = 0
         self.pokes_coalesced = 0
         self.pokes_dropped = 0
         self.pokes_received = 0
@@ -57,6 +66,7 @@ class Counters:
         self.revocations_received = 0
         self.revoked_subscriptions = 0
         self.slow_closes = 0
+        self.task_restarts = 0
         self.token_expiries = 0
         self.version_reads_failed = 0
 
@@ -77,12 +87,17 @@ _HELP = {
     "slow_closes": "Connections closed with 4408 SLOW_CONSUMER",
     "token_expiries": "Connections closed with 4401 because their token expired",
     "heartbeats_sent": "Heartbeat rounds (one per interval, spread over it) and state changes",
-    "broker_invalid": "Broker messages rejected as malformed",
+    "broker_invalid": "Broker input refused: malformed or out-of-range messages, dropped events",
     "broker_reconnects": "Broker subscription reconnect attempts",
     "connections_refused": "Connections refused (full, rate-limited, draining, bad origin)",
+    "pending_evicted": "Oldest pending sockets closed because max_pending were open",
+    "pending_refused": "New sockets closed at once: their address had max_pending_per_ip pending",
+    "packet_floods": "Socket.IO sessions ended for sending packets past their budget",
     "version_reads_failed": "Failed version-key reads (recovery skipped until the link is ok)",
     "apps_gone": "Silent app processes dropped at once because Redis held no connection "
     "of theirs (they died; a cut-off app's connections stay)",
+    "task_restarts": "Long-lived server tasks (the clock, the version reader) started again "
+    "after a crash (each crash is logged as task_crashed with its traceback)",
     "audits": "Audits run: every watched project compared with its version key "
     "(watchers found behind are counted in recovery_pokes)",
 }
@@ -111,6 +126,8 @@ class PushCollector:
         self._gauges = gauges
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         for name, value in self._counters.as_dict().items():
             family = CounterMetricFamily(f"tidings_push_{name}", _HELP[name])
             family.add_metric([], value)
@@ -172,6 +189,9 @@ class PushCollector:
 
 def registry(counters: Counters, gauges: Gauges) -> CollectorRegistry:
     """A registry per server (several may share a process in tests and the demo)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.process_collector import ProcessCollector
+
     reg = CollectorRegistry(auto_describe=False)
     reg.register(PushCollector(counters, gauges))
     ProcessCollector(registry=reg)
@@ -179,4 +199,6 @@ def registry(counters: Counters, gauges: Gauges) -> CollectorRegistry:
 
 
 def render(reg: CollectorRegistry) -> bytes:
+    from prometheus_client import generate_latest
+
     return bytes(generate_latest(reg))

@@ -1,10 +1,10 @@
 """A push server: one port, three transports, one hub, one broker link.
 
-Composition only: it builds the hub and the context, routes requests, drives the
-hub's clock, watches the broker link with its own heartbeats and the apps'
-paths to the broker with theirs (push/apps.py), and carries out version
-reads (on subscribe, after a recovery, and in the periodic audit). Protocol
-rules live in hub.py, wsframe.py and the transports.
+Composition only: it builds the hub, the context and the route table
+(routes.py), drives the hub's clock, feeds the health policy (health.py: its
+own link heartbeats, the apps' heartbeats) and carries out what it decides, and
+asks for version reads (versions.py: on subscribe, after a recovery, and in the
+periodic audit). Protocol rules live in hub.py, wsframe.py and the transports.
 Embedding: ``await PushServer(settings, subscriber, keys).start(host, port)``
 (``tidings demo`` on the in-process broker, ``tidings push`` on Redis).
 """
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import random
 import secrets
-from collections.abc import Coroutine, Iterable
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 from tidings.broker.base import Subscriber
 from tidings.protocol import control
@@ -29,24 +28,32 @@ from tidings.protocol.channels import (
     project_channel,
     project_of_channel,
 )
-from tidings.protocol.errors import BadMessage, CloseCode, NotFound
+from tidings.protocol.errors import BadMessage, CloseCode
 from tidings.protocol.poke import decode_poke
 from tidings.protocol.push import ServerState
 from tidings.protocol.tokens import KeyRing
 from tidings.push import metrics, sse, websocket
 from tidings.push.apps import AppWatch
 from tidings.push.context import PushContext
-from tidings.push.http import HttpConnection, HttpHandler, HttpHandlerFactory, Request
+from tidings.push.health import DEFAULT_LINK, Action, AppEvent, Health, LookForApps, StateChanged
+from tidings.push.http import HttpConnection, HttpHandlerFactory, Request
 from tidings.push.hub import Hub
-from tidings.push.link import LinkMonitor
 from tidings.push.logs import emit
+from tidings.push.routes import Mount, Route, Router
 from tidings.push.settings import PushSettings
-from tidings.tasks import stop_tasks
+from tidings.push.sio.endpoint import SioConnection, SocketIOEndpoint
+from tidings.push.versions import VersionReader
+from tidings.tasks import stop_tasks, supervise
 
 log = logging.getLogger("tidings.push")
 
-#: Where a plugged-in Socket.IO transport is mounted (see http.py).
+_T = TypeVar("_T")
+
+#: Where the Socket.IO transport is mounted.
 SOCKETIO_PREFIX = "/socket.io/"
+
+#: Every transport's name (``Conn.kind``): each has a connections series from the start.
+TRANSPORTS = (websocket.PushWebSocket.kind, sse.SseConnection.kind, SioConnection.kind)
 
 
 class _BrokerPort:
@@ -66,6 +73,9 @@ class _BrokerPort:
 
 
 class PushServer:
+    """One push process: the hub, the health policy and the version reader, glued to a
+    listener and a broker subscriber. ``start``, then ``drain`` and ``close``."""
+
     def __init__(self, settings: PushSettings, subscriber: Subscriber, keys: KeyRing) -> None:
         self.settings = settings
         self.subscriber = subscriber
@@ -75,31 +85,27 @@ class PushServer:
         self.counters = metrics.Counters()
         #: The bound port (after ``start``; 0 asks the OS to pick one).
         self.port = 0
+        #: Extra transports mounted before ``start`` (see ``mount``).
         self._mounts: dict[str, HttpHandlerFactory] = {}
-        self._handlers: list[tuple[str, HttpHandler]] = []
+        self._router: Router | None = None
         self._hub: Hub | None = None
         self._ctx: PushContext | None = None
-        self._link: LinkMonitor | None = None
-        self._apps = AppWatch(
-            settings.app_deaf_after, settings.app_forget_after, settings.app_gone_hold
-        )
-        #: Apps dropped as gone, until _log_apps has seen them leave the silent list.
-        self._gone: set[str] = set()
-        self._next_app_check = 0.0
-        #: The apps last reported silent (a change is logged once).
-        self._silent: list[str] = []
-        #: Degraded only because an app says push is switched off (see /readyz).
-        self._policy_degraded = False
+        self._health: Health | None = None
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
-        self._wanted: set[int] = set()
-        self._wanted_event = asyncio.Event()
+        #: Batched version-key reads (``idle`` once all asked for were answered).
+        self.versions = VersionReader(
+            settings,
+            subscriber.get_versions,
+            lambda versions: self.hub.on_versions(versions, self.context.wall()),
+            self.counters,
+        )
         self._drained: asyncio.Event | None = None
         self._link_ups = 0
+        self._reuse_port = False
         self._closed = False
         self._registry = metrics.registry(self.counters, self._gauges())
-        self._mount_socketio()
 
     # -- wiring --------------------------------------------------------------
 
@@ -107,14 +113,17 @@ class PushServer:
         """Route every path under ``prefix`` to a plugged-in transport (before ``start``)."""
         self._mounts[prefix] = factory
 
-    def _mount_socketio(self) -> None:
-        try:
-            sio = importlib.import_module("tidings.push.sio")
-        except ImportError:
-            return
-        factory = getattr(sio, "http_handler", None)
-        if callable(factory):
-            self.mount(SOCKETIO_PREFIX, factory)
+    def routes(self, ctx: PushContext) -> list[Route | Mount]:
+        """Every path this server answers, in one list."""
+        return [
+            Route("/ws", lambda request, conn: websocket.accept(ctx, request, conn)),
+            Route("/sse", lambda request, conn: sse.accept(ctx, request, conn)),
+            Route("/healthz", self._healthz),
+            Route("/readyz", self._readyz),
+            Route("/metrics", self._metrics),
+            Mount(SOCKETIO_PREFIX, SocketIOEndpoint(ctx).handle),
+            *(Mount(prefix, factory(ctx).handle) for prefix, factory in self._mounts.items()),
+        ]
 
     @property
     def hub(self) -> Hub:
@@ -122,9 +131,15 @@ class PushServer:
         return self._hub
 
     @property
+    def health(self) -> Health:
+        """The health policy this server feeds (its state, its links, the apps)."""
+        assert self._health is not None, "start() first"
+        return self._health
+
+    @property
     def apps(self) -> AppWatch:
         """The app processes this server hears (or misses)."""
-        return self._apps
+        return self.health.apps
 
     @property
     def context(self) -> PushContext:
@@ -143,10 +158,9 @@ class PushServer:
             state=ServerState.DEGRADED,
             heartbeat_phase=1.0 - random.random(),
         )
-        self._link = LinkMonitor(self.settings.link_deaf_after, now)
-        self._ctx = PushContext(self.settings, self._hub, loop, self.counters, self._route)
-        self._handlers = [(prefix, factory(self._ctx)) for prefix, factory in self._mounts.items()]
-        ctx = self._ctx
+        self._health = Health.from_settings(self.settings, now)
+        self._ctx = ctx = PushContext(self.settings, self._hub, loop, self.counters, self._route)
+        self._router = Router(self.routes(ctx))
         self._server = await loop.create_server(
             lambda: HttpConnection(ctx),
             host,
@@ -155,79 +169,76 @@ class PushServer:
             backlog=4096,
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
+        self._reuse_port = reuse_port
         self.subscriber.subscribe(CONTROL_CHANNEL)
         self.subscriber.subscribe(self.link_channel)
         self.subscriber.on_subscribed = self._on_subscribed
         self.subscriber.start(self._on_message, self._on_link)
         self._tasks = [
-            loop.create_task(self._ticker(), name="tidings-push-tick"),
-            loop.create_task(self._version_reader(), name="tidings-push-versions"),
+            loop.create_task(
+                supervise(factory, name, on_restart=self._task_restarted, logger=log),
+                name=f"tidings-push-{name}",
+            )
+            for factory, name in ((self._ticker, "tick"), (self.versions.run, "versions"))
         ]
         emit(log, logging.INFO, "push_started", host=host, port=self.port, server=self.server_id)
 
     # -- routing -------------------------------------------------------------
 
     def _route(self, request: Request, conn: HttpConnection) -> None:
-        path = request.path
-        if path == "/ws":
-            websocket.accept(self.context, request, conn)
-        elif path == "/sse":
-            sse.accept(self.context, request, conn)
-        elif path == "/healthz":
-            conn.respond_json(200, {"status": "ok"})
-        elif path == "/readyz":
-            state = self.hub.state
-            # Switched off is a policy, not a fault: still ready, so that turning
-            # push back on needs no load balancer to notice anything.
-            fine = state is ServerState.OK or self._policy_degraded
-            ready = fine and self.context.accepting
-            # The server's id: behind one address (SO_REUSEPORT, a balancer) it
-            # tells which process answered.
-            body: dict[str, Any] = {"status": state.value, "server": self.server_id}
-            if self._policy_degraded:
-                body["switched_off"] = True
-            conn.respond_json(200 if ready else 503, body)
-        elif path == "/metrics":
-            conn.respond(
-                200,
-                metrics.render(self._registry),
-                content_type="text/plain; version=0.0.4; charset=utf-8",
-            )
-        else:
-            for prefix, handler in self._handlers:
-                if path.startswith(prefix) or path == prefix.rstrip("/"):
-                    handler.handle(request, conn)
-                    return
-            conn.refuse(NotFound(f"no route for {path}"))
+        assert self._router is not None, "start() first"
+        self._router(request, conn)
+
+    def _healthz(self, request: Request, conn: HttpConnection) -> None:
+        conn.respond_json(200, {"status": "ok"})
+
+    def _readyz(self, request: Request, conn: HttpConnection) -> None:
+        state = self.hub.state
+        # Switched off is a policy, not a fault: still ready, so that turning
+        # push back on needs no load balancer to notice anything.
+        switched_off = self.health.switched_off_only
+        ready = (state is ServerState.OK or switched_off) and self.context.accepting
+        # The server's id: behind one address (SO_REUSEPORT, a balancer) it
+        # tells which process answered.
+        body: dict[str, Any] = {"status": state.value, "server": self.server_id}
+        if switched_off:
+            body["switched_off"] = True
+        conn.respond_json(200 if ready else 503, body)
+
+    def _metrics(self, request: Request, conn: HttpConnection) -> None:
+        conn.respond(
+            200,
+            metrics.render(self._registry),
+            content_type="text/plain; version=0.0.4; charset=utf-8",
+        )
 
     # -- broker --------------------------------------------------------------
 
     def _on_message(self, channel: str, data: bytes) -> None:
-        hub = self._hub
-        if hub is None:
+        hub, health = self._hub, self._health
+        if hub is None or health is None:
             return
         if channel == self.link_channel:
             beat = control.parse_link_heartbeat(data)
-            if beat is not None and beat[0] == self.server_id and self._link is not None:
-                self._link.heard(self.context.now())
-                self._judge_link()
+            if beat is not None and beat[0] == self.server_id:
+                self._carry_out(health.link_heard(self.context.now()))
             return
         if channel == CONTROL_CHANNEL:
             app_beat = control.parse_app_heartbeat(data)
             if app_beat is not None:
-                self._apps.heard(
-                    app_beat.app,
-                    self.context.now(),
-                    push_off=app_beat.push_off,
-                    client=app_beat.client,
+                self._carry_out(
+                    health.app_heard(
+                        app_beat.app,
+                        self.context.now(),
+                        push_off=app_beat.push_off,
+                        client=app_beat.client,
+                        failing=app_beat.failing,
+                    )
                 )
-                self._judge_link()
                 return
             bye = control.parse_app_bye(data)
             if bye is not None:
-                self._apps.bye(bye)
-                emit(log, logging.INFO, "app_bye", app=bye)
-                self._judge_link()
+                self._carry_out(health.app_bye(bye, self.context.now()))
                 return
             revoke = control.parse_revoke(data)
             if revoke is not None:
@@ -260,7 +271,8 @@ class PushServer:
             self.want_versions([project])
 
     def _on_link(self, up: bool) -> None:
-        if self._link is None:
+        health = self._health
+        if health is None:
             return
         if up:
             self._link_ups += 1
@@ -271,71 +283,57 @@ class PushServer:
             # Revocations published before this server listened, or while its link
             # was down, are kept by the app beside the message: apply them now.
             self._background_task(self._replay_revocations())
-        now = self.context.now()
-        self._link.link(up, now)
-        # What the apps published while our link was down was lost to us, not to them.
-        self._apps.grace(now)
-        self._judge_link()
+        self._carry_out(health.link_changed(up, self.context.now()))
 
-    def _judge_link(self) -> None:
-        """Degraded while our link is down or deaf, while an app we heard
-        recently is silent (its pokes may be lost on its way to the broker), or
-        while an app says the kill switch has push off (clients then poll at once
-        and get the poll's advice); on recovery re-check every project, so pokes
+    # -- the health policy's actions -------------------------------------------
+
+    def _carry_out(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, StateChanged):
+                self._state_changed(action)
+            elif isinstance(action, AppEvent):
+                self._app_event(action)
+            elif isinstance(action, LookForApps):
+                self._background_task(self._look_for_apps(action.wanted))
+
+    def _state_changed(self, change: StateChanged) -> None:
+        """Tell every client at once; on recovery re-check every project, so pokes
         lost meanwhile are recovered from the version keys."""
-        hub, link = self.hub, self._link
-        assert link is not None
-        now = self.context.now()
-        silent = self._apps.silent(now)
-        if silent != self._silent:
-            self._log_apps(silent)
-        healthy = link.healthy(now)
-        switched_off = self._apps.switched_off(now)
-        ok = healthy and not silent and not switched_off
-        self._policy_degraded = healthy and not silent and switched_off
-        target = ServerState.OK if ok else ServerState.DEGRADED
-        if hub.draining or hub.state is target:
-            return
-        hub.set_state(target, now)
+        hub = self.hub
+        hub.set_state(change.state, self.context.now())
+        degraded = change.state is ServerState.DEGRADED
         emit(
             log,
-            logging.WARNING if target is ServerState.DEGRADED else logging.INFO,
+            logging.WARNING if degraded else logging.INFO,
             "push_state",
-            state=target.value,
-            heartbeat_age=link.age(now),
-            link_ok=healthy,
-            apps_silent=len(silent),
-            switched_off=switched_off,
+            state=change.state.value,
+            heartbeat_age=change.heartbeat_age,
+            link_ok=change.links_ok,
+            apps_silent=change.apps_silent,
+            apps_failing=change.apps_failing,
+            apps_unheard=change.apps_unheard,
+            switched_off=change.switched_off,
         )
-        if target is ServerState.OK:
+        if change.state is ServerState.OK:
             hub.recheck_all()
 
-    def _log_apps(self, silent: list[str]) -> None:
-        """One log event per app that falls silent, is heard again, or is forgotten
-        (a goodbye is logged where it is heard)."""
-        before, after = set(self._silent), set(silent)
-        self._silent = silent
-        for app in sorted(after - before):
-            emit(log, logging.WARNING, "app_silent", app=app, after=self.settings.app_deaf_after)
-        for app in sorted(before - after):
-            if app in self._gone:
-                self._gone.discard(app)  # logged as app_gone
-                continue
-            event = "app_heard" if app in self._apps else "app_forgotten"
-            emit(log, logging.INFO, event, app=app)
-
-    def _check_apps(self, now: float) -> None:
-        """At most every ``app_check_interval``, while an app is silent and named
-        its connections: does Redis still hold one? (push/apps.py)"""
-        if now < self._next_app_check:
-            return
-        wanted = self._apps.to_check(now)
-        if not wanted:
-            return
-        self._next_app_check = now + self.settings.app_check_interval
-        self._background_task(self._look_for_apps(wanted))
+    def _app_event(self, event: AppEvent) -> None:
+        if event.event == "app_silent":
+            emit(
+                log,
+                logging.WARNING,
+                "app_silent",
+                app=event.app,
+                after=self.settings.app_deaf_after,
+            )
+        elif event.event == "app_gone":
+            self.counters.apps_gone += 1
+            emit(log, logging.WARNING, "app_gone", app=event.app, client=event.client)
+        else:
+            emit(log, logging.INFO, event.event, app=event.app)
 
     async def _look_for_apps(self, wanted: dict[str, str]) -> None:
+        """Does Redis still hold a connection of each silent app? (push/apps.py)"""
         try:
             async with asyncio.timeout(self.settings.broker_timeout):
                 names = await self.subscriber.client_names()
@@ -344,15 +342,7 @@ class PushServer:
             return
         if names is None:
             return
-        still = self._apps.to_check(self.context.now())
-        for app, client in wanted.items():
-            # Heard again while CLIENT LIST was on its way: not gone after all.
-            if client not in names and still.get(app) == client:
-                self._apps.gone(app)
-                self._gone.add(app)
-                self.counters.apps_gone += 1
-                emit(log, logging.WARNING, "app_gone", app=app, client=client)
-        self._judge_link()
+        self._carry_out(self.health.apps_found(wanted, set(names), self.context.now()))
 
     async def _replay_revocations(self) -> None:
         hub = self.hub
@@ -373,48 +363,24 @@ class PushServer:
             emit(log, logging.INFO, "revocations_replayed", count=replayed)
 
     def want_versions(self, projects: Iterable[int]) -> None:
-        self._wanted.update(projects)
-        self._wanted_event.set()
-
-    async def _version_reader(self) -> None:
-        """Batch version-key reads (recovery) into a few MGETs, each with a timeout."""
-        settings = self.settings
-        while True:
-            await self._wanted_event.wait()
-            await asyncio.sleep(settings.recheck_delay)
-            self._wanted_event.clear()
-            wanted, self._wanted = sorted(self._wanted), set()
-            for i in range(0, len(wanted), settings.recheck_batch):
-                chunk = wanted[i : i + settings.recheck_batch]
-                try:
-                    async with asyncio.timeout(settings.broker_timeout):
-                        versions = await self.subscriber.get_versions(chunk)
-                except Exception as exc:
-                    # The link judge re-checks everything once the broker is back.
-                    self.counters.version_reads_failed += 1
-                    emit(log, logging.WARNING, "version_read_failed", error=repr(exc))
-                    continue
-                self.hub.on_versions(versions, self.context.wall())
+        self.versions.want(projects)
 
     def _audit(self, now: float) -> None:
         """Compare every watched project with its version key (through the batched
         reader), so a watcher left behind by a poke lost without a detected failure
-        is poked. Only while the link is healthy: otherwise the reads would fail,
-        and the link's recovery re-checks everything anyway."""
-        link = self._link
-        if link is None or not link.healthy(now) or self.hub.draining:
+        is poked (when: ``Health.may_audit``)."""
+        if not self.health.may_audit(now):
             return
         self.counters.audits += 1
         self.hub.recheck_all()
 
-    async def _publish_heartbeat(self, seq: int) -> None:
+    async def _publish(self, channel: str, data: bytes, failed: str) -> None:
+        """A best-effort control message: its loss is seen by whoever waits for it."""
         try:
             async with asyncio.timeout(self.settings.broker_timeout):
-                await self.subscriber.publish(
-                    self.link_channel, control.link_heartbeat(self.server_id, seq)
-                )
+                await self.subscriber.publish(channel, data)
         except Exception as exc:
-            emit(log, logging.DEBUG, "link_heartbeat_failed", error=repr(exc))
+            emit(log, logging.DEBUG, failed, error=repr(exc))
 
     def stats(self) -> dict[str, Any]:
         """This server's figures, as published in ``push_stats`` (protocol/control.py)."""
@@ -428,15 +394,8 @@ class PushServer:
             "counters": self.counters.as_dict(),
         }
 
-    async def _publish_stats(self) -> None:
-        try:
-            async with asyncio.timeout(self.settings.broker_timeout):
-                await self.subscriber.publish(
-                    STATS_CHANNEL,
-                    control.push_stats(self.server_id, self.context.wall(), self.stats()),
-                )
-        except Exception as exc:
-            emit(log, logging.DEBUG, "push_stats_failed", error=repr(exc))
+    def _task_restarted(self) -> None:
+        self.counters.task_restarts += 1
 
     def _background_task(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -448,24 +407,27 @@ class PushServer:
         the figures every ``stats_interval`` and the audit every ``audit_interval``."""
         loop = asyncio.get_running_loop()
         settings = self.settings
-        link = self._link
-        assert link is not None
+        health = self.health
+        link = health.links[DEFAULT_LINK]
         next_beat = next_stats = loop.time()
         next_audit = next_beat + settings.audit_interval * (1.0 - random.random())
         while True:
             now = loop.time()
             if now >= next_beat:
                 next_beat = now + settings.link_heartbeat_interval
-                self._background_task(self._publish_heartbeat(link.next_seq()))
+                beat = control.link_heartbeat(self.server_id, link.next_seq())
+                self._background_task(
+                    self._publish(self.link_channel, beat, "link_heartbeat_failed")
+                )
             if settings.stats_interval > 0 and now >= next_stats:
                 next_stats = now + settings.stats_interval
-                self._background_task(self._publish_stats())
+                figures = control.push_stats(self.server_id, self.context.wall(), self.stats())
+                self._background_task(self._publish(STATS_CHANNEL, figures, "push_stats_failed"))
             if settings.audit_interval > 0 and now >= next_audit:
                 next_audit = now + settings.audit_interval
                 self._audit(now)
             self.hub.tick(now)
-            self._check_apps(now)
-            self._judge_link()
+            self._carry_out(health.tick(now))
             if self._drained is not None and len(self.hub) == 0:
                 self._drained.set()
             await asyncio.sleep(settings.tick_interval)
@@ -473,44 +435,72 @@ class PushServer:
     # -- operations ----------------------------------------------------------
 
     def _gauges(self) -> metrics.Gauges:
+        # ``is not None`` throughout: a Hub with no connection is falsy (``__len__``).
         def connections() -> dict[str, int]:
-            counts = dict(self._hub.connections) if self._hub else {}
-            counts.setdefault("ws", 0)
-            counts.setdefault("sse", 0)
+            counts = dict.fromkeys(TRANSPORTS, 0)
+            if self._hub is not None:
+                counts.update(self._hub.connections)
             return counts
+
+        def state() -> str:
+            return self._hub.state.value if self._hub is not None else "degraded"
+
+        def judged(read: Callable[[Health, float], _T], default: _T) -> Callable[[], _T]:
+            def gauge() -> _T:
+                health, ctx = self._health, self._ctx
+                return default if health is None or ctx is None else read(health, ctx.now())
+
+            return gauge
 
         return metrics.Gauges(
             connections=connections,
-            state=lambda: self._hub.state.value if self._hub else "degraded",
-            heartbeat_age=lambda: (
-                self._link.age(self.context.now()) if self._link and self._ctx else 0.0
+            state=state,
+            heartbeat_age=judged(lambda health, now: health.heartbeat_age(now), 0.0),
+            draining=lambda: self._hub is not None and self._hub.draining,
+            subscribed_projects=lambda: (
+                self._hub.subscribed_projects() if self._hub is not None else 0
             ),
-            draining=lambda: bool(self._hub and self._hub.draining),
-            subscribed_projects=lambda: self._hub.subscribed_projects() if self._hub else 0,
-            apps_heard=lambda: self._apps.known(self.context.now()) if self._ctx else 0,
-            apps_silent=lambda: len(self._apps.silent(self.context.now())) if self._ctx else 0,
-            switched_off=lambda: bool(self._ctx) and self._apps.switched_off(self.context.now()),
-            extra={"open_sockets": lambda: float(self._ctx.sockets if self._ctx else 0)},
+            apps_heard=judged(lambda health, now: health.apps.known(now), 0),
+            apps_silent=judged(lambda health, now: len(health.apps.silent(now)), 0),
+            switched_off=judged(lambda health, now: health.apps.switched_off(now), False),
+            extra={
+                "open_sockets": lambda: float(self._ctx.sockets if self._ctx is not None else 0)
+            },
         )
 
-    def _stop_accepting(self) -> None:
+    def _stop_accepting(self, *, listen: bool) -> None:
+        """Refuse new clients (context.admit: WebSocket 101 then 1013, HTTP 503); with
+        ``listen``, keep the listener open so that /healthz and /readyz still answer."""
         if self._ctx is not None:
             self._ctx.accepting = False
-        if self._server is not None:
+        if not listen and self._server is not None:
             self._server.close()
 
     async def drain(self, window: float | None = None) -> None:
-        """Stop accepting; tell each client ``drain`` with a reconnect delay spread
-        uniformly over ``window`` seconds; return once every connection is closed
-        (each at the end of its delay) or the window has passed."""
+        """Refuse new clients; tell each client the ``draining`` state, then ``drain``
+        with a reconnect delay spread uniformly over ``window`` seconds; return once
+        every connection is closed (each at the end of its delay) or the window has
+        passed.
+
+        The listener stays open, so a load balancer's checks get /healthz 200 and
+        /readyz 503 ``draining`` (it can tell draining from dead) and a client that
+        still arrives is refused with a code it can act on. With ``reuse_port`` it
+        closes at once instead: processes then share one address, a check cannot
+        choose which one it reaches, and the kernel sends new connections only to
+        the processes still listening."""
         if self._hub is None or self._closed:
             return
         window = self.settings.drain_window if window is None else window
-        self._stop_accepting()
+        self._stop_accepting(listen=not self._reuse_port)
         if self._drained is None:
             self._drained = asyncio.Event()
             emit(log, logging.INFO, "drain_start", connections=len(self.hub), window=window)
-            self.hub.drain(self.context.now(), window, random.random)
+            self.health.drain()
+            now = self.context.now()
+            # The heartbeat first: on a paused connection the drain message then
+            # replaces it (one state message is kept), never the other way round.
+            self.hub.set_state(ServerState.DRAINING, now)
+            self.hub.drain(now, window, random.random)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(window + self.settings.tick_interval * 2 + 1.0):
                 await self._drained.wait()
@@ -521,7 +511,7 @@ class PushServer:
         if self._closed:
             return
         self._closed = True
-        self._stop_accepting()
+        self._stop_accepting(listen=False)
         await stop_tasks(self._tasks + list(self._background), self.settings.close_timeout)
         if self._hub is not None:
             self._hub.close_all(CloseCode.GOING_AWAY, "server shutting down")

@@ -40,11 +40,31 @@ class PushSettings:
     #: is closed with 4408 SLOW_CONSUMER (metric ``slow_closes``); the client polls.
     slow_consumer_timeout: float = 15.0
 
-    #: Open connections per process, handshakes included. Past it new requests get
-    #: HTTP 503 (WebSocket: upgraded, then closed with 1013). Each idle WebSocket
-    #: costs ~1-4 KB of RSS plus a file descriptor: keep well under the process's
-    #: open-file limit (20,000 on our machines) and scale out with more processes.
+    #: Client connections per process (past their handshake: a verified token).
+    #: Past it new requests get HTTP 503 (WebSocket: upgraded, then closed with
+    #: 1013). Each idle WebSocket costs ~1-4 KB of RSS plus a file descriptor:
+    #: keep ``max_connections + max_pending`` well under the process's open-file
+    #: limit (20,000 on our machines) and scale out with more processes.
     max_connections: int = 10_000
+
+    #: Sockets that are not clients yet (no verified token: silent, still sending
+    #: their request, a WebSocket before ``subscribe``, Socket.IO before its
+    #: token), on top of ``max_connections``. When full, the oldest pending socket
+    #: is closed (metric ``pending_evicted``): an attacker opening sockets at R
+    #: per second leaves each one ``max_pending / R`` seconds to finish its
+    #: handshake (2,000 / 20,000 per second = 100 ms, against a real client's
+    #: 1-3 round trips). Honest load needs arrival rate x handshake time: a
+    #: reconnect storm of 2,000 clients a second with 300 ms handshakes keeps
+    #: ~600 pending. Also the cap on Socket.IO sessions without a token.
+    max_pending: int = 2_000
+
+    #: Pending sockets (and, separately, Socket.IO sessions without a token) per
+    #: client IP. A socket past it gets 429 and is closed at once (metric
+    #: ``pending_refused``); a session past it gets 429. Browsers open at most 6
+    #: sockets per host; raise it behind a NAT with many users starting at once.
+    #: Like every per-IP limit it is off when ``ip_rate`` is 0 (addresses hidden
+    #: by a load balancer), and 0 turns it off alone.
+    max_pending_per_ip: int = 64
 
     #: New connections per second per client IP (token bucket), and the burst
     #: allowed; past it HTTP 429 with ``Retry-After``. 0 disables the limit (use
@@ -55,6 +75,20 @@ class PushSettings:
     #: Seconds a new connection has to send its HTTP request, and a WebSocket to
     #: send ``subscribe`` after the upgrade; then it is closed (HTTP 408 / 1008).
     handshake_timeout: float = 10.0
+
+    #: Socket.IO (Engine.IO) heartbeat, advertised in each handshake as
+    #: ``pingInterval``/``pingTimeout``: the server pings a session this long
+    #: after its last pong and ends it (``ping timeout``) when no pong comes
+    #: within ``sio_ping_timeout``; the client gives up after the sum. Shorten
+    #: the interval behind proxies that cut idle connections sooner than 25 s.
+    sio_ping_interval: float = 25.0
+    sio_ping_timeout: float = 20.0
+
+    #: Largest Engine.IO POST body and WebSocket message a Socket.IO session
+    #: takes, advertised as ``maxPayload`` (clients split their POSTs under it);
+    #: past it: HTTP 413 / ``payload too large``. Capped by ``max_body_bytes``;
+    #: a WebSocket message is also capped by ``max_message_bytes``.
+    sio_max_payload: int = 32 * 1024
 
     #: Seconds a kept-alive HTTP connection may sit between requests.
     idle_timeout: float = 60.0
@@ -69,6 +103,29 @@ class PushSettings:
 
     #: Largest client WebSocket message (after reassembly); past it: close 1009.
     max_message_bytes: int = MAX_CLIENT_MESSAGE_BYTES
+
+    #: Most frames of one fragmented client message (continuations included);
+    #: past it: close 1009. Browsers never fragment what they send.
+    max_message_fragments: int = 16
+
+    #: Seconds a client message may take from its first byte to its last (a
+    #: partial frame, or a fragmented message waiting for its FIN); past it:
+    #: close 1008. Bounds how long a connection holds a partial message.
+    message_timeout: float = 10.0
+
+    #: Inbound frames per connection (data, continuation and control frames
+    #: alike), as a token bucket of ``inbound_burst`` frames refilled at
+    #: ``inbound_rate`` per second once the connection has subscribed; before
+    #: that, ``inbound_burst_unsubscribed`` frames refilled at
+    #: ``inbound_rate_unsubscribed``. A client sends ``subscribe``, a
+    #: ``refresh`` per token lifetime and perhaps a keepalive ping every ~20 s:
+    #: a few frames a minute. Past the budget: close 1008 at once, having parsed
+    #: no frame beyond it, so a flood costs at most ``burst`` frames of CPU per
+    #: connection (docs/SECURITY.md).
+    inbound_burst: int = 32
+    inbound_rate: float = 1.0
+    inbound_burst_unsubscribed: int = 8
+    inbound_rate_unsubscribed: float = 0.2
 
     #: Browser origins allowed to connect (exact ``scheme://host[:port]``); an
     #: empty tuple allows any (development). Requests without ``Origin`` (not
@@ -168,6 +225,11 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> PushS
         "TIDINGS_PUSH_DRAIN_WINDOW": ("drain_window", float),
         "TIDINGS_PUSH_IP_RATE": ("ip_rate", float),
         "TIDINGS_PUSH_IP_BURST": ("ip_burst", int),
+        "TIDINGS_PUSH_MAX_PENDING": ("max_pending", int),
+        "TIDINGS_PUSH_MAX_PENDING_PER_IP": ("max_pending_per_ip", int),
+        "TIDINGS_PUSH_SIO_PING_INTERVAL": ("sio_ping_interval", float),
+        "TIDINGS_PUSH_SIO_PING_TIMEOUT": ("sio_ping_timeout", float),
+        "TIDINGS_PUSH_SIO_MAX_PAYLOAD": ("sio_max_payload", int),
         "TIDINGS_PUSH_SEND_BUFFER": ("send_buffer_bytes", int),
         "TIDINGS_PUSH_SLOW_TIMEOUT": ("slow_consumer_timeout", float),
         "TIDINGS_PUSH_TOKEN_TTL": ("max_token_lifetime", float),
@@ -177,6 +239,12 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> PushS
         "TIDINGS_PUSH_APP_CHECK_INTERVAL": ("app_check_interval", float),
         "TIDINGS_PUSH_APP_GONE_HOLD": ("app_gone_hold", float),
         "TIDINGS_PUSH_AUDIT_INTERVAL": ("audit_interval", float),
+        "TIDINGS_PUSH_MAX_FRAGMENTS": ("max_message_fragments", int),
+        "TIDINGS_PUSH_MESSAGE_TIMEOUT": ("message_timeout", float),
+        "TIDINGS_PUSH_INBOUND_BURST": ("inbound_burst", int),
+        "TIDINGS_PUSH_INBOUND_RATE": ("inbound_rate", float),
+        "TIDINGS_PUSH_INBOUND_BURST_UNSUBSCRIBED": ("inbound_burst_unsubscribed", int),
+        "TIDINGS_PUSH_INBOUND_RATE_UNSUBSCRIBED": ("inbound_rate_unsubscribed", float),
     }
     changes: dict[str, object] = {}
     for var, (name, kind) in numeric.items():

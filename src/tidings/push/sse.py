@@ -18,7 +18,7 @@ from tidings.protocol.push import parse_decimal
 from tidings.protocol.tokens import MAX_PROJECTS_PER_TOKEN
 from tidings.push.context import PushContext
 from tidings.push.http import HttpConnection, Request
-from tidings.push.hub import CONN_SLOTS, Conn, Message
+from tidings.push.hub import CONN_SLOTS, Conn, EncodedMessage
 
 _FRAME_KEY = "sse"
 
@@ -55,7 +55,7 @@ def event(data: bytes) -> bytes:
 
 
 class SseConnection(Conn, asyncio.Protocol):
-    __slots__ = (*CONN_SLOTS, "_closing", "ctx", "transport")
+    __slots__ = (*CONN_SLOTS, "_closing", "_cork", "ctx", "transport")
     kind: ClassVar[str] = "sse"
 
     def __init__(self, ctx: PushContext, transport: asyncio.Transport) -> None:
@@ -63,12 +63,23 @@ class SseConnection(Conn, asyncio.Protocol):
         self.ctx = ctx
         self.transport = transport
         self._closing = False
+        #: What is written before ``uncork`` (the response head first), sent as
+        #: one write: the head and the ``subscribed`` event leave in one segment.
+        self._cork: list[bytes] | None = None
 
-    def write(self, msg: Message) -> None:
+    def write(self, msg: EncodedMessage) -> None:
         frame = msg.frames.get(_FRAME_KEY)
         if frame is None:
             frame = msg.frames[_FRAME_KEY] = event(msg.data)
-        self.transport.write(frame)
+        if self._cork is not None:
+            self._cork.append(frame)
+        else:
+            self.transport.write(frame)
+
+    def uncork(self) -> None:
+        cork, self._cork = self._cork, None
+        if cork:
+            self.transport.write(b"".join(cork))
 
     def close(self, code: int, reason: str) -> None:
         """SSE has no close codes: a ``close`` event carries them, then the stream ends."""
@@ -76,6 +87,7 @@ class SseConnection(Conn, asyncio.Protocol):
         if self._closing:
             return
         self._closing = True
+        self.uncork()
         self.transport.write(event(push.close(code, reason)))
         self.transport.close()
         self.ctx.loop.call_later(self.ctx.settings.close_timeout, self.transport.abort)
@@ -145,9 +157,11 @@ def accept(ctx: PushContext, request: Request, conn: HttpConnection) -> None:
     sse = SseConnection(ctx, transport)
     transport, _ = conn.take_over(sse)
     transport.set_write_buffer_limits(high=ctx.settings.send_buffer_bytes)
-    transport.write(("\r\n".join(head) + "\r\n\r\n" + retry).encode("latin-1"))
+    sse._cork = [("\r\n".join(head) + "\r\n\r\n" + retry).encode("latin-1")]
     try:
         ctx.hub.attach(sse, ctx.now())
         ctx.hub.subscribe(sse, claims, projects, ctx.now(), wall)
     except TidingsError as exc:
         sse.close(exc.close_code, exc.detail)
+    finally:
+        sse.uncork()

@@ -18,18 +18,21 @@ from tidings.protocol.errors import BadRequest, CloseCode, Forbidden, TidingsErr
 from tidings.protocol.push import ClientType, parse_client_message
 from tidings.push.context import PushContext
 from tidings.push.http import HttpConnection, Request
-from tidings.push.hub import CONN_SLOTS, Conn, Message
+from tidings.push.hub import CONN_SLOTS, Conn, EncodedMessage
 from tidings.push.wsframe import (
     NO_STATUS,
     OP_CLOSE,
     OP_PING,
     OP_PONG,
     OP_TEXT,
+    FrameBudget,
     FrameError,
     FrameReader,
+    OverBudget,
     accept_key,
     close_frame,
     encode_frame,
+    frame_budget,
     parse_close,
     text_frame,
     valid_key,
@@ -37,7 +40,12 @@ from tidings.push.wsframe import (
 
 #: Attribute slots of :class:`WebSocketProtocol` (see ``CONN_SLOTS`` for why the
 #: base classes declare none and concrete classes list them all).
-WS_SLOTS = ("_closing", "_reader", "_timer", "ctx", "transport")
+WS_SLOTS = ("_closing", "_cork", "_full_at", "_msg_timer", "_reader", "_timer", "ctx", "transport")
+
+#: A PONG is queued only while the send buffer holds at most this many bytes
+#: (RFC 6455 5.5.3 lets a server answer only the latest of several pings): a peer
+#: that pings and never reads gets no more than this + one 127-byte PONG queued.
+PONG_BUFFER_BYTES: Final = 4096
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -53,7 +61,16 @@ class WebSocketProtocol(asyncio.Protocol):
     transport: asyncio.Transport | None
     _reader: FrameReader | None
     _timer: asyncio.TimerHandle | None
+    #: Ends a message not complete within ``message_timeout`` (armed only while
+    #: the reader holds part of one).
+    _msg_timer: asyncio.TimerHandle | None
+    #: The inbound frame budget's state (see :class:`FrameBudget`).
+    _full_at: float
     _closing: bool
+    #: What is written while ``start`` runs (the ``101`` first), sent as one write
+    #: when it ends: the answer to a subscribe pipelined behind the handshake then
+    #: leaves with the ``101`` in one segment (a send and a wakeup of the peer less).
+    _cork: list[bytes] | None
 
     def start(
         self,
@@ -61,25 +78,43 @@ class WebSocketProtocol(asyncio.Protocol):
         transport: asyncio.Transport,
         leftover: bytes,
         refusal: TidingsError | None = None,
+        head: bytes = b"",
     ) -> None:
-        """Take the socket; with ``refusal``, close it at once with its close code."""
+        """Take the socket, whose handshake answer is ``head`` (not yet written);
+        with ``refusal``, close it at once with its close code."""
         self.ctx = ctx
         self.transport = transport
         self._reader = None
         self._timer = None
+        self._msg_timer = None
+        self._full_at = 0.0
         self._closing = False
+        self._cork = [head] if head else None
         transport.set_write_buffer_limits(high=ctx.settings.send_buffer_bytes)
         if refusal is not None:
             WebSocketProtocol.close(self, refusal.close_code, refusal.detail)
             return
-        self.on_open()
-        if leftover and not self._closing:
-            self.data_received(leftover)
+        try:
+            self.on_open()
+            if leftover and not self._closing:
+                self.data_received(leftover)
+            if not self._closing:
+                self.on_started()
+        finally:
+            self._uncork()
+
+    def _uncork(self) -> None:
+        cork, self._cork = self._cork, None
+        if cork and self.transport is not None:
+            self.transport.write(b"".join(cork))
 
     # -- hooks ---------------------------------------------------------------
 
     def on_open(self) -> None:
         """The socket is ours (``101`` already written)."""
+
+    def on_started(self) -> None:
+        """``on_open`` ran and the bytes that came with the handshake were read."""
 
     def on_text(self, payload: bytes) -> None:
         """A complete text message (UTF-8 checked, at most ``max_message_bytes``)."""
@@ -93,16 +128,31 @@ class WebSocketProtocol(asyncio.Protocol):
     def on_resume(self) -> None:
         """The send buffer drained below its low-water mark."""
 
+    def subscribed(self) -> bool:
+        """True once the client has proven who it is: its frames then get the larger
+        budget (``inbound_burst``/``inbound_rate``), else the unsubscribed one."""
+        return False
+
+    def budget(self, subscribed: bool) -> FrameBudget:
+        settings = self.ctx.settings
+        if subscribed:
+            return frame_budget(settings.inbound_burst, settings.inbound_rate)
+        return frame_budget(settings.inbound_burst_unsubscribed, settings.inbound_rate_unsubscribed)
+
     # -- sending -------------------------------------------------------------
 
     def send_frame(self, frame: bytes) -> None:
         if not self._closing and self.transport is not None:
-            self.transport.write(frame)
+            if self._cork is not None:
+                self._cork.append(frame)
+            else:
+                self.transport.write(frame)
 
     def close(self, code: int, reason: str) -> None:
         """Send a close frame and close the socket; abort it if it cannot flush in time."""
         if self._closing or self.transport is None:
             return
+        self._uncork()
         self._closing = True
         transport = self.transport
         transport.write(close_frame(code, reason))
@@ -114,20 +164,41 @@ class WebSocketProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        reader = self._reader or FrameReader(self.ctx.settings.max_message_bytes)
+        ctx = self.ctx
+        settings = ctx.settings
+        now = ctx.now()
+        was_subscribed = self.subscribed()
+        budget = self.budget(was_subscribed)
+        reader = self._reader or FrameReader(
+            settings.max_message_bytes, settings.max_message_fragments
+        )
         try:
-            frames = reader.feed(data)
+            frames = reader.feed(data, budget.allowance(self._full_at, now))
+        except OverBudget:
+            self.close(CloseCode.POLICY, budget.reason)
+            return
         except FrameError as exc:
             self.close(exc.code, exc.reason)
             return
-        self._reader = None if reader.idle else reader
+        self._full_at = budget.spend(self._full_at, now, reader.spent)
+        if reader.idle:
+            self._reader = None
+            if self._msg_timer is not None:
+                self._msg_timer.cancel()
+                self._msg_timer = None
+        else:
+            self._reader = reader
+            if self._msg_timer is None:
+                self._msg_timer = ctx.loop.call_later(settings.message_timeout, self._too_slow)
         for op, payload in frames:
             if self._closing:
                 return
             if op == OP_TEXT:
                 self.on_text(payload)
             elif op == OP_PING:
-                self.send_frame(encode_frame(OP_PONG, payload))
+                transport = self.transport
+                if transport is not None and transport.get_write_buffer_size() <= PONG_BUFFER_BYTES:
+                    self.send_frame(encode_frame(OP_PONG, payload))
             elif op == OP_PONG:
                 pass
             elif op == OP_CLOSE:
@@ -140,6 +211,15 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.close(CloseCode.NORMAL if code == NO_STATUS else code, "")
             else:
                 self.close(CloseCode.UNSUPPORTED_DATA, "binary messages are not supported")
+        if not was_subscribed and not self._closing and self.subscribed():
+            # Proven who it is: a full bucket of the larger budget (the debt in
+            # the small one's slow refill must not carry over).
+            self._full_at = 0.0
+
+    def _too_slow(self) -> None:
+        self._msg_timer = None
+        limit = self.ctx.settings.message_timeout
+        self.close(CloseCode.POLICY, f"message not complete within {limit:g} s")
 
     def eof_received(self) -> bool:
         return False
@@ -155,12 +235,15 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._msg_timer is not None:
+            self._msg_timer.cancel()
+            self._msg_timer = None
         self._reader = None
         self.on_closed()
         self.ctx.socket_closed()
 
 
-#: Key of the cached ``/ws`` text frame in Message.frames.
+#: Key of the cached ``/ws`` text frame in EncodedMessage.frames.
 _FRAME_KEY: Final = "ws"
 
 
@@ -198,13 +281,21 @@ class PushWebSocket(WebSocketProtocol, Conn):
             return
         # ``write`` is "this frame to this transport": the fan-out may send it itself.
         self.wfd = direct_fd(self.transport)  # type: ignore[arg-type]
-        self._timer = ctx.loop.call_later(ctx.settings.handshake_timeout, self._no_subscribe)
+
+    def on_started(self) -> None:
+        # A subscribe sent with the handshake is read by now: no timer for it.
+        if self.user is None:
+            ctx = self.ctx
+            self._timer = ctx.loop.call_later(ctx.settings.handshake_timeout, self._no_subscribe)
 
     def _no_subscribe(self) -> None:
         self._timer = None
         if self.user is None:
             limit = self.ctx.settings.handshake_timeout
             self.close(CloseCode.POLICY, f"no subscribe within {limit:g} s")
+
+    def subscribed(self) -> bool:
+        return self.user is not None
 
     def on_text(self, payload: bytes) -> None:
         ctx = self.ctx
@@ -222,11 +313,14 @@ class PushWebSocket(WebSocketProtocol, Conn):
             self._timer.cancel()
             self._timer = None
 
-    def write(self, msg: Message) -> None:
+    def write(self, msg: EncodedMessage) -> None:
         frame = msg.frames.get(_FRAME_KEY)
         if frame is None:
             frame = msg.frames[_FRAME_KEY] = text_frame(msg.data)
-        self.transport.write(frame)  # type: ignore[union-attr]
+        if self._cork is not None:
+            self._cork.append(frame)
+        else:
+            self.transport.write(frame)  # type: ignore[union-attr]
 
     def close(self, code: int, reason: str) -> None:
         # Forget it in the hub first: nothing more is written to a closing socket.
@@ -282,18 +376,21 @@ def upgrade(
         conn.refuse(refusal)
         return False
     transport, leftover = conn.take_over(protocol)
-    transport.write(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
-    )
+    head = _SWITCHING + accept_key(key).encode() + b"\r\n\r\n"
     if refusal is not None:
         # Full or draining: a browser cannot read an HTTP status from a failed
         # handshake, but it can read a close code (1013: try again later).
         ctx.counters.connections_refused += 1
-        protocol.start(ctx, transport, b"", refusal)
+        protocol.start(ctx, transport, b"", refusal, head)
         return False
-    protocol.start(ctx, transport, leftover)
+    protocol.start(ctx, transport, leftover, head=head)
     return True
+
+
+_SWITCHING: Final = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: "
+)
 
 
 def accept(ctx: PushContext, request: Request, conn: HttpConnection) -> None:

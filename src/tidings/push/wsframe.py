@@ -3,15 +3,20 @@
 Server frames are unmasked and never fragmented. Client frames go through a small
 bounded reader: masking required, RSV bits refused (no extension is ever
 negotiated), control frames unfragmented and <= 125 bytes, a message (after
-reassembly) at most ``max_size`` bytes, checked from the frame header before any
-payload is buffered. It does not do the HTTP handshake (see websocket.py).
+reassembly) at most ``max_size`` bytes in at most ``max_fragments`` frames,
+checked from the frame header before any payload is buffered, and no more frames
+per call than the caller allows (:class:`FrameBudget`, a token bucket with time
+passed in). It does not do the HTTP handshake (see websocket.py).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import struct
+import sys
+from functools import lru_cache
 
 from tidings.protocol.errors import CloseCode
 
@@ -38,9 +43,16 @@ class FrameError(Exception):
         self.reason = reason
 
 
+#: An empty SHA-1 state, copied per handshake: a copy skips the digest lookup
+#: that ``hashlib.sha1()`` makes in OpenSSL 3 on every call.
+_SHA1 = hashlib.sha1()
+
+
 def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for a client's ``Sec-WebSocket-Key`` (RFC 6455 4.2.2)."""
-    return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
+    sha1 = _SHA1.copy()
+    sha1.update(key.encode() + _GUID)
+    return base64.b64encode(sha1.digest()).decode()
 
 
 def valid_key(key: str) -> bool:
@@ -94,32 +106,97 @@ def parse_close(payload: bytes) -> tuple[int, str]:
     return code, reason
 
 
+class OverBudget(FrameError):
+    """More frames than the caller allowed (its :class:`FrameBudget`): close 1008."""
+
+    def __init__(self) -> None:
+        super().__init__(CloseCode.POLICY, "too many frames")
+
+
+class FrameBudget:
+    """Frames a client may send: a token bucket of ``burst`` frames refilled at
+    ``rate`` per second.
+
+    Kept as GCRA: a connection's whole state is one float, ``full_at``, the time
+    its bucket is full again (0.0 for a new connection), so an idle connection
+    pays nothing for it. Time is passed in.
+    """
+
+    __slots__ = ("burst", "interval", "rate", "reason")
+
+    def __init__(self, burst: int, rate: float) -> None:
+        if burst < 1 or not rate > 0:
+            raise ValueError("a frame budget needs burst >= 1 and rate > 0")
+        self.burst = burst
+        self.rate = rate
+        self.interval = 1.0 / rate
+        #: The close reason a client gets past it (1008).
+        self.reason = f"too many frames: over {burst} at {rate:g} per second"
+
+    def allowance(self, full_at: float, now: float) -> int:
+        """Whole frames the bucket holds at ``now``."""
+        if full_at <= now:
+            return self.burst
+        return max(0, self.burst - math.ceil((full_at - now) * self.rate - 1e-9))
+
+    def spend(self, full_at: float, now: float, frames: int) -> float:
+        """``full_at`` after ``frames`` frames taken at ``now`` (at most ``allowance``)."""
+        if not frames:
+            return full_at
+        return max(full_at, now) + frames * self.interval
+
+
+@lru_cache(maxsize=16)
+def frame_budget(burst: int, rate: float) -> FrameBudget:
+    """One shared budget object per setting (connections keep only ``full_at``)."""
+    return FrameBudget(burst, rate)
+
+
 class FrameReader:
     """Client frames in, complete messages out: ``(opcode, payload)`` for text (UTF-8
     checked), binary, ping, pong and close, in order.
 
     Bounded: at most one partial frame (<= ``max_size`` + 14 bytes) is buffered
-    between calls, and a fragmented message at most ``max_size`` bytes in all.
+    between calls, a fragmented message at most ``max_size`` bytes in at most
+    ``max_fragments`` frames, and at most ``allowance`` frames are parsed per
+    :meth:`feed` (past it :class:`OverBudget`, before the next whole frame is unmasked), so
+    a read full of tiny frames costs a bounded amount of work.
     """
 
-    __slots__ = ("_buf", "_part_op", "_part_size", "_parts", "max_size")
+    __slots__ = (
+        "_buf",
+        "_part_count",
+        "_part_op",
+        "_part_size",
+        "_parts",
+        "max_fragments",
+        "max_size",
+        "spent",
+    )
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, max_fragments: int = 16) -> None:
         self.max_size = max_size
+        self.max_fragments = max_fragments
         self._buf = b""
         self._parts: list[bytes] | None = None
         self._part_op = 0
         self._part_size = 0
+        self._part_count = 0
+        #: Frames taken by the last :meth:`feed` (whole frames, control ones included).
+        self.spent = 0
 
     @property
     def idle(self) -> bool:
         """No partial frame or message held: the reader can be dropped to save memory."""
         return not self._buf and self._parts is None
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+    def feed(self, data: bytes, allowance: int = sys.maxsize) -> list[tuple[int, bytes]]:
+        """Messages completed by ``data``; raises :class:`FrameError` (close with its
+        code) on a broken rule, :class:`OverBudget` past ``allowance`` frames."""
         buf = self._buf + data if self._buf else data
         out: list[tuple[int, bytes]] = []
         pos, n = 0, len(buf)
+        spent = 0
         while n - pos >= 2:
             b0, b1 = buf[pos], buf[pos + 1]
             fin, op = b0 & 0x80, b0 & 0x0F
@@ -140,8 +217,11 @@ class FrameReader:
             end = pos + head + 4 + length
             if n < end:
                 break
+            if spent >= allowance:  # a whole frame past the budget: not unmasked
+                raise OverBudget
             payload = unmask(buf[pos + head + 4 : end], buf[pos + head : pos + head + 4])
             pos = end
+            spent += 1
             if op >= OP_CLOSE:
                 out.append((op, payload))
                 if op == OP_CLOSE:
@@ -151,6 +231,7 @@ class FrameReader:
                 assert self._parts is not None
                 self._parts.append(payload)
                 self._part_size += length
+                self._part_count += 1
                 if fin:
                     out.append(self._message(self._part_op, b"".join(self._parts)))
                     self._parts = None
@@ -159,7 +240,9 @@ class FrameReader:
                 out.append(self._message(op, payload))
             else:
                 self._parts, self._part_op, self._part_size = [payload], op, length
+                self._part_count = 1
         self._buf = buf[pos:] if pos < n else b""
+        self.spent = spent
         return out
 
     def _check(self, op: int, fin: int, length: int) -> None:
@@ -173,6 +256,10 @@ class FrameReader:
                 raise FrameError(CloseCode.PROTOCOL_ERROR, "continuation outside a message")
             if self._part_size + length > self.max_size:
                 raise FrameError(CloseCode.TOO_BIG, f"message over {self.max_size} bytes")
+            if self._part_count >= self.max_fragments:
+                raise FrameError(
+                    CloseCode.TOO_BIG, f"message in over {self.max_fragments} fragments"
+                )
         elif op in (OP_TEXT, OP_BINARY):
             if self._parts is not None:
                 raise FrameError(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented one")

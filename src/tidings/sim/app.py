@@ -1,6 +1,6 @@
 """The simulated app: project versions and events, poll answers, push tokens.
 
-It answers with the real shapes: poll bodies from ``tidings.app.polling`` (events
+It answers with the real shapes: poll bodies from ``tidings.protocol.poll`` (events
 encoded with orjson as the store keeps them), the real headers, real signed push
 tokens. It has no database and no queueing: each request costs a fixed service
 time (``AppModel``), so the request rates it reports are the load a real app
@@ -14,13 +14,13 @@ from typing import Any
 
 import orjson
 
-from tidings.app.polling import DEFAULT_LIMIT, answer_body, version_headers
 from tidings.client import inputs as i
 from tidings.domain import commands as c
 from tidings.domain import project as domain
 from tidings.domain.decide import Actor, decide
 from tidings.protocol.advice import Advice
 from tidings.protocol.poke import Poke, encode_poke
+from tidings.protocol.poll import DEFAULT_LIMIT, answer_body, version_headers
 from tidings.protocol.tokens import KeyRing, sign_push_token
 
 

@@ -6,6 +6,11 @@ versions. Counted per second: ``redis_publish`` (PUBLISH + the version-key SET
 before it), ``redis_deliver`` (one per subscribed server), ``redis_subscribe``,
 ``redis_unsubscribe``, ``redis_read`` (version reads: the app's per poll, the
 hubs' on subscribe), ``redis_control`` (link heartbeats and push_stats).
+
+``paused`` is a Redis that stops answering (SIGSTOP, a long fork): pokes
+published meanwhile, link heartbeats and version reads are lost. The version
+keys are not: they are the app's versions (the sweeper rewrites a key whose
+write was lost), so a recovery read finds the truth.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from tidings.sim.clock import EventQueue
 from tidings.sim.metrics import Recorder
 
 if TYPE_CHECKING:
-    from tidings.sim.fleet import PushServer
+    from tidings.sim.fleet import SimPushServer
 
 #: Projects per version read (one MGET), as the push server batches them.
 RECHECK_BATCH = 500
@@ -39,13 +44,17 @@ class SimBroker:
         self._versions = versions
         self._latency = latency
         self._weight = weight
-        self.channels: dict[int, set[PushServer]] = {}
-        self.servers: list[PushServer] = []
+        self.channels: dict[int, set[SimPushServer]] = {}
+        self.servers: list[SimPushServer] = []
+        self.paused = False
 
     def publish(self, poke: Poke) -> None:
         now = self._q.now
         rec = self._rec
         rec.count("redis_publish", now, 2)  # SET of the version key, then PUBLISH
+        if self.paused:
+            rec.count("pokes_lost", now)
+            return
         subs = self.channels.get(poke.project, ())
         for server in subs:
             self._q.at(now + self._latency, server.on_poke, poke)
@@ -67,11 +76,11 @@ class SimBroker:
         n = len(live)
         return float(n * (1 - (1 - 1 / n) ** watchers))
 
-    def subscribe(self, server: PushServer, project: int) -> None:
+    def subscribe(self, server: SimPushServer, project: int) -> None:
         self._rec.count("redis_subscribe", self._q.now)
         self.channels.setdefault(project, set()).add(server)
 
-    def unsubscribe(self, server: PushServer, project: int, *, count: bool = True) -> None:
+    def unsubscribe(self, server: SimPushServer, project: int, *, count: bool = True) -> None:
         if count:
             self._rec.count("redis_unsubscribe", self._q.now)
         subs = self.channels.get(project)
@@ -80,13 +89,20 @@ class SimBroker:
             if not subs:
                 del self.channels[project]
 
-    def read_versions(self, server: PushServer, projects: Iterable[int]) -> None:
+    def read_versions(self, server: SimPushServer, projects: Iterable[int]) -> None:
         wanted = list(projects)
         batches = -(-len(wanted) // RECHECK_BATCH)
         self._rec.count("redis_read", self._q.now, batches * self._weight)
+        if self.paused:
+            return  # the hub re-checks every project once its link is healthy again
         answer = {p: self._versions(p) for p in wanted}
         self._q.at(self._q.now + 2 * self._latency, server.on_versions, answer)
 
     def control(self, count: int) -> None:
         """One push server's link heartbeat: PUBLISH, delivered to every subscriber."""
         self._rec.count("redis_control", self._q.now, count)
+
+    def deliver_control(self, server: SimPushServer, heard: Callable[[object], None]) -> None:
+        """A push server's link heartbeat comes back to it after the internal latency."""
+        if not self.paused:
+            self._q.at(self._q.now + self._latency, heard, server)

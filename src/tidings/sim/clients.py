@@ -37,7 +37,7 @@ class SimClient:
         now = world.queue.now
         actions = self.ctl.feed(now, event)
         if actions:
-            world.execute(self, actions, full_push=isinstance(event, i.Poke))
+            world.execute(self, actions, full_push=isinstance(event, i.PokeReceived))
         due = self.ctl.next_deadline()
         if due is not None and due != self.tick_at:
             if due <= now:

@@ -5,6 +5,8 @@ it, one after another, so a fan-out to N connections reaches the last one
 N * write_cost after the first (calibrated from the measured fan-out, see
 ``calibrate_write_cost``); accepting a connection costs ``accept_cost``.
 Messages on one connection arrive in order (TCP), each after a network delay.
+Its state (ok/degraded) comes from the real health policy (push/health.py), fed
+with its own link heartbeats and the apps' heartbeats as the broker delivers them.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import orjson
 from tidings.client import inputs as i
 from tidings.protocol.errors import TidingsError
 from tidings.protocol.poke import Poke
+from tidings.protocol.push import ServerState
 from tidings.protocol.tokens import KeyRing
-from tidings.push.hub import CONN_SLOTS, Conn, Hub, Message
+from tidings.push.health import Action, Health, StateChanged
+from tidings.push.hub import CONN_SLOTS, Conn, EncodedMessage, Hub
 from tidings.push.settings import PushSettings
 from tidings.push.wsframe import OP_TEXT, encode_frame
 from tidings.sim.broker import SimBroker
@@ -33,7 +37,7 @@ from tidings.sim.network import Network
 if TYPE_CHECKING:
     from tidings.sim.clients import SimClient
 
-#: Key of a message's WebSocket frame in ``Message.frames`` (framed once, like /ws).
+#: Key of a message's WebSocket frame in ``EncodedMessage.frames`` (framed once, like /ws).
 SIM_FRAME = "sim"
 
 
@@ -68,7 +72,7 @@ class SimConn(Conn):
     __slots__ = (*CONN_SLOTS, "client", "conn_id", "key", "last", "server")
     kind: ClassVar[str] = "ws"
 
-    def __init__(self, server: PushServer, client: SimClient, conn_id: int, key: int) -> None:
+    def __init__(self, server: SimPushServer, client: SimClient, conn_id: int, key: int) -> None:
         self.init_conn()
         self.server = server
         #: Hash: the hub keeps connections in sets, whose order must not depend on
@@ -82,7 +86,7 @@ class SimConn(Conn):
     def __hash__(self) -> int:
         return self.key
 
-    def write(self, msg: Message) -> None:
+    def write(self, msg: EncodedMessage) -> None:
         self.server.send(self, msg)
 
     def close(self, code: int, reason: str) -> None:
@@ -92,7 +96,7 @@ class SimConn(Conn):
 class _Port:
     """The hub's BrokerPort, bound to one server."""
 
-    def __init__(self, broker: SimBroker, server: PushServer) -> None:
+    def __init__(self, broker: SimBroker, server: SimPushServer) -> None:
         self._broker = broker
         self._server = server
 
@@ -108,7 +112,7 @@ class _Port:
             self._broker.read_versions(self._server, projects)
 
 
-class PushServer:
+class SimPushServer:
     """One push process: a real hub, its clock, its CPU, and how it dies."""
 
     def __init__(
@@ -125,6 +129,7 @@ class PushServer:
         rng: random.Random,
         *,
         weight: float,
+        push_off: bool = False,
     ) -> None:
         self.name = name
         #: Unique per server ever started: its hash (see SimConn.key).
@@ -141,11 +146,17 @@ class PushServer:
         self.alive = True
         #: When this server's core is next free (the fan-out queue).
         self.cursor = queue.now
-        self.hub = Hub(settings, keys, _Port(broker, self), now=queue.now)
-        self.on_empty: Callable[[PushServer], None] | None = None
+        #: Whether the apps' heartbeats say the kill switch has push off.
+        self.push_off = push_off
+        now = queue.now
+        self.health = Health.from_settings(settings, now)
+        self.hub = Hub(settings, keys, _Port(broker, self), now=now, state=ServerState.DEGRADED)
+        self.on_empty: Callable[[SimPushServer], None] | None = None
         broker.servers.append(self)
-        queue.at(queue.now + settings.tick_interval, self._tick)
-        queue.at(queue.now + 1.0, self._link_heartbeat)
+        self._carry_out(self.health.link_changed(True, now))
+        queue.at(now + settings.tick_interval, self._tick)
+        # The first link heartbeat goes out at start, as the real server's does.
+        queue.at(now, self._link_heartbeat)
 
     def __hash__(self) -> int:
         return self.number
@@ -156,6 +167,7 @@ class PushServer:
         if not self.alive:
             return
         self.hub.tick(self._q.now)
+        self._carry_out(self.health.tick(self._q.now))
         if self.hub.draining and len(self.hub) == 0 and self.on_empty is not None:
             callback, self.on_empty = self.on_empty, None
             callback(self)
@@ -170,7 +182,26 @@ class PushServer:
         apps = self._model.control_listeners
         extra = 1 + apps if self._q.now % self.settings.stats_interval < 1.0 else 0
         self._broker.control(2 + apps + extra)
+        self._broker.deliver_control(self, self._heard)
         self._q.at(self._q.now + self.settings.link_heartbeat_interval, self._link_heartbeat)
+
+    def _heard(self, _: Any) -> None:
+        """Our link heartbeat came back, and with it (same period) each app's."""
+        if not self.alive:
+            return
+        now = self._q.now
+        self._carry_out(self.health.link_heard(now))
+        for app in range(self._model.control_listeners):
+            self._carry_out(self.health.app_heard(f"app-{app}", now, push_off=self.push_off))
+
+    def _carry_out(self, actions: list[Action]) -> None:
+        """The state changes the real server makes; app events and connection
+        checks have nothing to act on here (the simulated apps never fall silent)."""
+        for action in actions:
+            if isinstance(action, StateChanged):
+                self.hub.set_state(action.state, self._q.now)
+                if action.state is ServerState.OK:
+                    self.hub.recheck_all()
 
     # -- connections -----------------------------------------------------------
 
@@ -221,7 +252,7 @@ class PushServer:
 
     # -- writing -------------------------------------------------------------
 
-    def send(self, conn: SimConn, msg: Message) -> None:
+    def send(self, conn: SimConn, msg: EncodedMessage) -> None:
         model = self._model
         self.cursor = max(self.cursor, self._q.now) + model.write_cost * self._weight
         frame = msg.frames.get(SIM_FRAME)
@@ -231,7 +262,7 @@ class PushServer:
         parsed = i.from_push_message(conn.conn_id, orjson.loads(msg.data))
         if parsed is not None:
             arrive = self._deliver(conn, self.cursor, parsed, len(frame))
-            if arrive is not None and isinstance(parsed, i.Poke):
+            if arrive is not None and isinstance(parsed, i.PokeReceived):
                 self._rec.delivery(parsed.ts, round((arrive - parsed.ts) * 1000))
 
     def send_closed(self, conn: SimConn, code: int | None) -> None:
@@ -255,6 +286,9 @@ class PushServer:
 
     def drain(self, window: float) -> None:
         """SIGTERM: the real hub's drain, with this server's random draws."""
+        self.health.drain()
+        # As the real server: every client hears the state at once, then its delay.
+        self.hub.set_state(ServerState.DRAINING, self._q.now)
         self.hub.drain(self._q.now, window, self._rng.random)
 
     def stop(self) -> None:

@@ -16,7 +16,7 @@ from tidings.sim.fleet import ServerModel, calibrate_write_cost
 from tidings.sim.network import NetworkModel
 from tidings.sim.world import Mode, SimConfig, World
 
-SCENARIOS = ("steady", "crash", "deploy", "compare", "fanout")
+SCENARIOS = ("steady", "crash", "deploy", "pause", "compare", "fanout")
 
 #: Measured fan-out used to calibrate push delivery when it exists (see fleet.py).
 DEFAULT_FANOUT = Path("bench/results/fanout_headline.json")
@@ -45,6 +45,19 @@ EVENT_COLUMNS = (
     ("even_spread_per_s", "even spread/s"),
     ("reconnects", "reconnects"),
     ("seconds_to_reconnect_all", "all back after s"),
+    ("app_requests_per_s", "app req/s"),
+    ("unconverged_clients", "unconverged"),
+    ("wall_s", "wall s"),
+)
+
+
+PAUSE_COLUMNS = (
+    ("pause_s", "pause s"),
+    ("pokes_lost", "pokes lost"),
+    ("server_seconds_degraded", "server-s degraded"),
+    ("staleness_p50_ms", "p50 ms"),
+    ("staleness_p99_ms", "p99 ms"),
+    ("staleness_max_ms", "max ms"),
     ("app_requests_per_s", "app req/s"),
     ("unconverged_clients", "unconverged"),
     ("wall_s", "wall s"),
@@ -88,6 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--crash-silent", action="store_true", help="crash: no TCP reset")
     parser.add_argument("--restart-after", type=float, default=None, help="crash: seconds")
+    parser.add_argument(
+        "--pause", type=float, default=10.0, help="pause: seconds Redis answers nothing"
+    )
     parser.add_argument(
         "--fanout",
         default=None,
@@ -193,6 +209,10 @@ def run(args: argparse.Namespace) -> int:
         runs = scenarios.deploy(cfg, plan_d, progress)
         title = f"rolling restart of {cfg.servers} push servers: drain window vs none"
         columns = EVENT_COLUMNS
+    elif args.scenario == "pause":
+        runs = scenarios.pause(cfg, args.pause, progress)
+        title = f"Redis answers nothing for {args.pause:g} s: degraded, short polls, recovery"
+        columns = PAUSE_COLUMNS
     elif args.scenario == "fanout":
         runs = scenarios.fanout(cfg, args.pokes, args.spacing, progress)
         title = f"one server, {cfg.clients:,} clients on one project, {args.pokes} pokes"

@@ -173,6 +173,39 @@ def _reconnect_figures(series: dict[str, list[float]], start: int, before: float
     }
 
 
+# -- pause ----------------------------------------------------------------------
+
+
+def pause(
+    cfg: SimConfig, seconds: float, progress: Progress | None = None, at: float | None = None
+) -> list[Run]:
+    """Redis stops answering for ``seconds``, ``at`` seconds into the measured window
+    (default: a third of it):
+    each push server's health policy (push/health.py) misses its link heartbeat and
+    tells its clients ``degraded``, they poll at the short interval, and on recovery
+    every watched project is re-checked from the version keys."""
+
+    at = cfg.duration / 3 if at is None else at
+
+    def setup(world: World) -> None:
+        start = cfg.measure_from + at
+
+        def set_paused(paused: bool) -> None:
+            world.broker.paused = paused
+
+        world.queue.at(start, set_paused, True)
+        world.queue.at(start + seconds, set_paused, False)
+
+    run = run_world("pause", cfg, progress, setup)
+    degraded = run.series.get("servers_degraded", [])
+    first = int(cfg.measure_from - EPOCH + at)
+    run.summary["pause_at_s"] = first
+    run.summary["pause_s"] = seconds
+    run.summary["pokes_lost"] = round(sum(run.series.get("pokes_lost", [])))
+    run.summary["server_seconds_degraded"] = sum(degraded[first:])
+    return [run]
+
+
 # -- deploy ---------------------------------------------------------------------
 
 

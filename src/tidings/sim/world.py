@@ -20,6 +20,7 @@ from tidings.client import inputs as i
 from tidings.client.controller import Config
 from tidings.protocol.advice import Advice
 from tidings.protocol.poke import Poke
+from tidings.protocol.push import ServerState
 from tidings.protocol.telemetry import encode_report
 from tidings.protocol.tokens import KeyRing
 from tidings.push.settings import PushSettings
@@ -27,7 +28,7 @@ from tidings.sim.app import AppModel, SimApp
 from tidings.sim.broker import SimBroker
 from tidings.sim.clients import SimClient
 from tidings.sim.clock import EPOCH, EventQueue
-from tidings.sim.fleet import PushServer, ServerModel, SimConn
+from tidings.sim.fleet import ServerModel, SimConn, SimPushServer
 from tidings.sim.metrics import Recorder
 from tidings.sim.network import Network, NetworkModel
 
@@ -123,7 +124,7 @@ class World:
         )
         push = cfg.push.with_(forward_events=cfg.mode is Mode.FULL)
         self.push_settings = push
-        self.servers: list[PushServer] = []
+        self.servers: list[SimPushServer] = []
         self._generation = 0
         for slot in range(cfg.servers):
             self.servers.append(self.new_server(slot))
@@ -158,9 +159,9 @@ class World:
 
     # -- servers -----------------------------------------------------------------
 
-    def new_server(self, slot: int) -> PushServer:
+    def new_server(self, slot: int) -> SimPushServer:
         self._generation += 1
-        return PushServer(
+        return SimPushServer(
             f"push-{slot}.{self._generation}",
             self._generation,
             self.queue,
@@ -172,6 +173,7 @@ class World:
             self.cfg.server,
             self.rng,
             weight=self.weight,
+            push_off=not self.app.advice.push,
         )
 
     def _kill_all(self, _: object) -> None:
@@ -181,7 +183,7 @@ class World:
     def _restart_all(self, _: object) -> None:
         self.servers = [self.new_server(slot) for slot in range(len(self.servers))]
 
-    def _balance(self) -> PushServer | None:
+    def _balance(self) -> SimPushServer | None:
         """The load balancer: a random server among those accepting connections."""
         ready = [s for s in self.servers if s.accepts()]
         return self.rng.choice(ready) if ready else None
@@ -311,7 +313,7 @@ class World:
             return
         self.queue.at(reach, self._accept, (server, client, conn_id, token, projects))
 
-    def _accept(self, arg: tuple[PushServer, SimClient, int, str, dict[int, int]]) -> None:
+    def _accept(self, arg: tuple[SimPushServer, SimClient, int, str, dict[int, int]]) -> None:
         server, client, conn_id, token, projects = arg
         conn = server.accept(client, conn_id)
         if conn is None:
@@ -357,6 +359,8 @@ class World:
         rec = self.recorder
         connected = sum(len(s.hub) for s in self.servers if s.alive) * self.weight
         rec.gauge("connected", now, connected)
+        degraded = sum(1 for s in self.servers if s.alive and s.hub.state is ServerState.DEGRADED)
+        rec.gauge("servers_degraded", now, degraded)
         for status, count in self.statuses.items():
             rec.gauge(f"status_{status}", now, count)
         if now + 1.0 <= self.cfg.end:

@@ -7,17 +7,22 @@ beside a writer). On PostgreSQL writers serialize per project on ``SELECT ...
 FOR UPDATE`` of the project row; readers use autocommit connections. Every
 read the app makes is a single statement, so readers need no transaction, and
 skipping BEGIN/ROLLBACK halves the round trips of the poll path (measured:
-docs/PERFORMANCE.md).
+docs/PERFORMANCE.md). PostgreSQL's commands run on asyncpg itself
+(store/pgwrites.py), in a pool of their own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tidings.store.pgwrites import PgCommands
 
 #: How long a SQLite writer waits for the lock before failing (ms).
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -38,8 +43,32 @@ class Engines:
     writer: AsyncEngine
     reader: AsyncEngine
     is_sqlite: bool
+    #: The command path's own connections on PostgreSQL (store/pgwrites.py);
+    #: None on SQLite, whose commands run on ``writer``.
+    commands: PgCommands | None = None
+
+    @contextmanager
+    def watching_writes(self, observe: Callable[[str, Any], None]) -> Iterator[None]:
+        """Call ``observe(statement, parameters)`` for each statement the writers
+        send, on either path, while in the block (tests look at what a command
+        issues)."""
+
+        def on_core(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
+            observe(statement, params)
+
+        event.listen(self.writer.sync_engine, "before_cursor_execute", on_core)
+        if self.commands is not None:
+            self.commands.observers.append(observe)
+        try:
+            yield
+        finally:
+            event.remove(self.writer.sync_engine, "before_cursor_execute", on_core)
+            if self.commands is not None:
+                self.commands.observers.remove(observe)
 
     async def dispose(self) -> None:
+        if self.commands is not None:
+            await self.commands.dispose()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
@@ -83,7 +112,9 @@ def create_engines(url: str, *, echo: bool = False) -> Engines:
             reader=_sqlite_engine(url, writer=False, echo=echo),
             is_sqlite=True,
         )
-    writer = create_async_engine(url, echo=echo, pool_size=10, max_overflow=10)
+    # Commands have their own pool (``PgCommands``, up to 20); the writer keeps the
+    # rare writes (accounts, projects, flags, pruning, rebuilds).
+    writer = create_async_engine(url, echo=echo, pool_size=5, max_overflow=5)
     reader = create_async_engine(
         url,
         echo=echo,
@@ -92,4 +123,4 @@ def create_engines(url: str, *, echo: bool = False) -> Engines:
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
     )
-    return Engines(writer=writer, reader=reader, is_sqlite=False)
+    return Engines(writer=writer, reader=reader, is_sqlite=False, commands=PgCommands(url))

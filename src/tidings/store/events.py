@@ -1,5 +1,10 @@
 """The event store: every command is one transaction that bumps the project's
-version by exactly one, appends its event, and updates the projections.
+version by exactly one, appends its event, and updates the read model's rows.
+
+A command reads and writes only what it touches (store/readmodel.py): the
+project row, the stories and members it names, and at most three board links;
+so its cost does not grow with the project. The snapshot is assembled from the
+rows, kept by version and brought forward by the events after it.
 
 Versions stay gap-free under concurrency because the version bump happens
 under the project row's write lock (``FOR UPDATE`` on PostgreSQL, ``BEGIN
@@ -11,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +28,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain import commands as c
 from tidings.domain import project as domain
+from tidings.domain import rows
 from tidings.domain.decide import Actor, KnownUser, decide
+from tidings.domain.view import Needs, needs
 from tidings.protocol.errors import Conflict, Invalid, NotFound
+from tidings.store import readmodel, snapshots
 from tidings.store import schema as t
 from tidings.store.engine import Engines
+from tidings.store.writes import CoreWrites, NewResult, Writes
 
 #: Largest page of events one poll returns.
 MAX_EVENTS_PER_PAGE = 500
+#: Most events one history read looks at (newest first): a story's history is
+#: filtered from them, so a request costs at most this many rows, found by the key.
+HISTORY_SCAN = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +80,7 @@ class EventStore:
     def __init__(self, engines: Engines, *, clock: Callable[[], float] = time.time) -> None:
         self._engines = engines
         self._clock = clock
+        self._snapshots = snapshots.SnapshotCache()
 
     # -- reads ---------------------------------------------------------------
 
@@ -78,16 +92,49 @@ class EventStore:
             version = row.scalar_one_or_none()
             return None if version is None else int(version)
 
-    async def snapshot(self, project_id: int) -> tuple[int, str] | None:
+    async def snapshot(self, project_id: int) -> tuple[int, bytes] | None:
+        """The project's version and encoded snapshot."""
+        kept = await self._kept_snapshot(project_id)
+        return None if kept is None else (kept.version, kept.encoded())
+
+    async def snapshot_gzipped(self, project_id: int, level: int) -> tuple[int, bytes] | None:
+        """The project's version and its snapshot gzip-compressed, made once per
+        version and process."""
+        kept = await self._kept_snapshot(project_id)
+        return None if kept is None else (kept.version, kept.gzipped(level))
+
+    async def _kept_snapshot(self, project_id: int) -> snapshots.Kept | None:
+        """The copy kept at the project's version, brought forward by the events
+        after it (store/snapshots.py), or else read whole from the read model."""
+        kept = self._snapshots.get(project_id)
+        if kept is not None:
+            since = kept.version
+            page = await self.events_since(project_id, since, snapshots.CATCH_UP_EVENTS)
+            if page is None:
+                self._snapshots.drop(project_id)
+                return None
+            if page.version > since + len(page.events):
+                page.events.clear()  # too far behind, or pruned past it: re-read
+            # Another request may have brought the copy forward meanwhile: apply
+            # only what follows it; a copy at or past the head is served as is.
+            moved = False
+            for body in page.events:
+                event = orjson.loads(body)
+                if event["version"] <= kept.version:
+                    continue
+                if not kept.advance(event):
+                    break
+                moved = True
+            if kept.version >= page.version:
+                if moved:
+                    self._snapshots.keep(kept)
+                return kept
+            self._snapshots.drop(project_id)
         async with self._engines.reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(t.projects.c.version, t.projects.c.snapshot).where(
-                        t.projects.c.id == project_id
-                    )
-                )
-            ).first()
-            return None if row is None else (int(row.version), row.snapshot)
+            found = await readmodel.read_snapshot(conn, project_id)
+        if found is not None:
+            self._snapshots.keep(found)
+        return found
 
     async def events_since(self, project_id: int, since: int, limit: int) -> EventPage | None:
         """The project's head and up to ``limit`` events after ``since``, in one
@@ -109,6 +156,26 @@ class EventStore:
         version, pruned = int(rows[0].version), int(rows[0].pruned_through)
         if not pruned <= since < version:
             return EventPage(version, pruned, [])
+        return EventPage(version, pruned, [row.body for row in rows if row.body is not None])
+
+    async def history(self, project_id: int, before: int, scan: int) -> EventPage | None:
+        """The project's head and up to ``scan`` events below ``before``, newest
+        first: a read of the log's primary key backwards, in one statement."""
+        scan = max(1, min(scan, HISTORY_SCAN))
+        p, e = t.projects, t.events
+        joined = p.outerjoin(e, and_(e.c.project_id == p.c.id, e.c.version < before))
+        stmt = (
+            select(p.c.version, p.c.pruned_through, e.c.body)
+            .select_from(joined)
+            .where(p.c.id == project_id)
+            .order_by(e.c.version.desc())
+            .limit(scan)
+        )
+        async with self._engines.reader.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        if not rows:
+            return None
+        version, pruned = int(rows[0].version), int(rows[0].pruned_through)
         return EventPage(version, pruned, [row.body for row in rows if row.body is not None])
 
     async def all_events(self, project_id: int) -> list[dict[str, Any]]:
@@ -169,38 +236,47 @@ class EventStore:
         now = self._clock()
         try:
             async with self._engines.writer.begin() as conn:
+                tx = CoreWrites(conn)
                 if idempotency is not None:
-                    stored = await _stored_result(conn, owner.user_id, idempotency)
+                    stored = await _stored_result(tx, owner.user_id, idempotency)
                     if stored is not None:
                         return stored
                 project_id = (
                     await conn.execute(
                         insert(t.projects)
                         .values(
-                            name=name, version=0, pruned_through=0, snapshot="{}", created_at=now
+                            name=name,
+                            version=0,
+                            pruned_through=0,
+                            snapshot="{}",
+                            base_version=0,
+                            next_id=1,
+                            story_count=0,
+                            created_at=now,
                         )
                         .returning(t.projects.c.id)
                     )
                 ).scalar_one()
                 data = {"name": name, "owner": {"user_id": owner.user_id, "name": owner.name}}
-                committed = await self._append(
-                    conn,
-                    project_id,
-                    domain.empty(project_id),
-                    "project_created",
-                    data,
-                    owner.user_id,
-                    now,
-                    None,
+                head = rows.Slice(project_id, 0, "", 1, 0)
+                return await self._append(
+                    tx, head, "project_created", data, owner.user_id, now, None, idempotency
                 )
-                await _apply_membership(conn, project_id, committed.event)
-                if idempotency is not None:
-                    await _store_result(conn, owner.user_id, idempotency, committed, now)
-                return committed
         except IntegrityError:
             if idempotency is None:
                 raise
             return await self._replay(owner.user_id, idempotency)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Writes]:
+        """One command transaction: on PostgreSQL's own driver where there is one
+        (store/pgwrites.py), else on the SQLAlchemy writer."""
+        if self._engines.commands is not None:
+            async with self._engines.commands.transaction() as tx:
+                yield tx
+        else:
+            async with self._engines.writer.begin() as conn:
+                yield CoreWrites(conn)
 
     async def execute(
         self,
@@ -214,123 +290,205 @@ class EventStore:
     ) -> Committed:
         """Run one command in one transaction; raise NotFound/Forbidden/Conflict/Invalid."""
         try:
-            async with self._engines.writer.begin() as conn:
-                # The caller's role comes with the locked row: one round trip, not two.
-                m = t.memberships
-                mine = t.projects.outerjoin(
-                    m, and_(m.c.project_id == t.projects.c.id, m.c.user_id == user_id)
+            async with self._transaction() as tx:
+                return await self._execute_in(
+                    tx, project_id, user_id, command, expected_version, idempotency, target
                 )
-                row = (
-                    await conn.execute(
-                        select(t.projects.c.version, t.projects.c.snapshot, m.c.role)
-                        .select_from(mine)
-                        .where(t.projects.c.id == project_id)
-                        .with_for_update(of=t.projects)
-                    )
-                ).first()
-                if row is None or row.role is None:
-                    raise NotFound("project not found")
-                role = c.Role(row.role)
-                # Checked under the project lock: a committed retry is visible here.
-                if idempotency is not None:
-                    stored = await _stored_result(conn, user_id, idempotency)
-                    if stored is not None:
-                        return stored
-                version = int(row.version)
-                if expected_version is not None and expected_version != version:
-                    raise Conflict(
-                        f"project is at version {version}, not {expected_version}",
-                        version=version,
-                    )
-                state = orjson.loads(row.snapshot)
-                decision = decide(state, command, Actor(user_id, role), target=target)
-                now = self._clock()
-                committed = await self._append(
-                    conn,
-                    project_id,
-                    state,
-                    decision.type,
-                    decision.data,
-                    user_id,
-                    now,
-                    decision.created_id,
-                )
-                await _apply_membership(conn, project_id, committed.event)
-                if idempotency is not None:
-                    await _store_result(conn, user_id, idempotency, committed, now)
-                return committed
         except IntegrityError:
             if idempotency is None:
                 raise
             return await self._replay(user_id, idempotency)
 
+    async def execute_many(
+        self, project_id: int, user_id: int, commands: list[c.Command]
+    ) -> list[Committed]:
+        """Run commands one after another in one transaction (imports, seeding a
+        benchmark): each is decided and applied exactly as ``execute`` does, one
+        version each; any refusal rolls them all back. Callers publish nothing."""
+        async with self._transaction() as tx:
+            return [
+                await self._execute_in(tx, project_id, user_id, command, None, None, None)
+                for command in commands
+            ]
+
+    async def _execute_in(
+        self,
+        tx: Writes,
+        project_id: int,
+        user_id: int,
+        command: c.Command,
+        expected_version: int | None,
+        idempotency: tuple[str, bytes] | None,
+        target: KnownUser | None,
+    ) -> Committed:
+        # The caller's role comes with the locked row: one round trip, not two.
+        found = await tx.locked_head(project_id, user_id)
+        if found is None or found.role is None:
+            raise NotFound("project not found")
+        role = c.Role(found.role)
+        # Checked under the project lock: a committed retry is visible here.
+        if idempotency is not None:
+            stored = await _stored_result(tx, user_id, idempotency)
+            if stored is not None:
+                return stored
+        version = found.version
+        if expected_version is not None and expected_version != version:
+            raise Conflict(
+                f"project is at version {version}, not {expected_version}",
+                version=version,
+            )
+        head = rows.Slice(project_id, version, found.name, found.next_id, found.story_count)
+        state = await tx.load_slice(head, _needs(command, role))
+        decision = decide(state, command, Actor(user_id, role), target=target)
+        return await self._append(
+            tx,
+            state,
+            decision.type,
+            decision.data,
+            user_id,
+            self._clock(),
+            decision.created_id,
+            idempotency,
+        )
+
     async def _append(
         self,
-        conn: AsyncConnection,
-        project_id: int,
-        state: domain.Snapshot,
+        tx: Writes,
+        state: rows.Slice,
         kind: str,
         data: dict[str, Any],
         actor: int,
         now: float,
         created_id: int | None,
+        idempotency: tuple[str, bytes] | None,
     ) -> Committed:
-        version = state["version"] + 1
+        project_id = state.project_id
+        version = state.version + 1
         event = {"version": version, "type": kind, "data": data, "actor": actor, "ts": now}
-        domain.apply_in_place(state, event)
-        await conn.execute(
-            insert(t.events).values(
-                project_id=project_id, version=version, body=orjson.dumps(event).decode()
+        try:
+            changes = rows.apply_to_slice(state, event)
+        except rows.NoRoom:
+            # No rank left between the new neighbours (rare): with every rank
+            # loaded the board re-spaces a section around them.
+            await tx.load_all_ranks(state)
+            changes = rows.apply_to_slice(state, event)
+        body = orjson.dumps(event)
+        # The response carries the event as stored: spliced, not encoded twice.
+        response = b"".join(
+            (
+                b'{"project":',
+                str(project_id).encode(),
+                b',"version":',
+                str(version).encode(),
+                b',"event":',
+                body,
+                b',"created_id":',
+                b"null" if created_id is None else str(created_id).encode(),
+                b"}",
             )
         )
-        result = await conn.execute(
-            update(t.projects)
-            .where(and_(t.projects.c.id == project_id, t.projects.c.version == version - 1))
-            .values(
-                version=version,
-                name=state["name"],
-                snapshot=orjson.dumps(state).decode(),
-                updated_at=now,
-            )
-        )
-        if result.rowcount != 1:  # pragma: no cover - the row lock makes this impossible
+        result = None
+        if idempotency is not None:
+            key, digest = idempotency
+            result = NewResult(actor, key, digest, response.decode())
+        if not await tx.append(state, body.decode(), now, changes, result):  # pragma: no cover
+            # The row lock makes this impossible.
             raise Conflict("concurrent write", version=version - 1)
-        response = orjson.dumps(
-            {"project": project_id, "version": version, "event": event, "created_id": created_id}
-        )
         return Committed(project_id, version, event, response)
 
     async def _replay(self, user_id: int, idempotency: tuple[str, bytes]) -> Committed:
         async with self._engines.reader.connect() as conn:
-            stored = await _stored_result(conn, user_id, idempotency)
+            stored = await _stored_result(CoreWrites(conn), user_id, idempotency)
         if stored is None:  # pragma: no cover - an IntegrityError not caused by the key
             raise Invalid("conflicting concurrent request; retry")
         return stored
 
     async def prune(self, project_id: int, keep: int) -> int:
-        """Drop events older than the newest ``keep``; polls from before them must reload."""
+        """Drop events older than the newest ``keep``; polls from before them must
+        reload. The state at the new first kept version becomes the base a rebuild
+        starts from (a read of the dropped events, once)."""
         async with self._engines.writer.begin() as conn:
-            version = (
+            p = t.projects
+            row = await _locked_base(conn, project_id)
+            through = max(0, int(row.version) - keep)
+            if through > int(row.base_version):
+                state = await _replay_from_base(conn, project_id, row, through)
                 await conn.execute(
-                    select(t.projects.c.version)
-                    .where(t.projects.c.id == project_id)
-                    .with_for_update()
+                    update(p)
+                    .where(p.c.id == project_id)
+                    .values(base_version=through, snapshot=orjson.dumps(state).decode())
                 )
-            ).scalar_one_or_none()
-            if version is None:
-                raise NotFound("project not found")
-            through = max(0, int(version) - keep)
             await conn.execute(
                 delete(t.events).where(
                     and_(t.events.c.project_id == project_id, t.events.c.version <= through)
                 )
             )
-            await conn.execute(
-                update(t.projects)
-                .where(t.projects.c.id == project_id)
-                .values(pruned_through=through)
-            )
+            await conn.execute(update(p).where(p.c.id == project_id).values(pruned_through=through))
             return through
+
+    async def rebuild(self, project_id: int) -> int:
+        """Rebuild the project's read model from its base and the event log, under
+        the project's write lock (commands wait); its version."""
+        async with self._engines.writer.begin() as conn:
+            row = await _locked_base(conn, project_id)
+            state = await _replay_from_base(conn, project_id, row, int(row.version))
+            if state["version"] != int(row.version):
+                raise RuntimeError(
+                    f"project {project_id}: the log reaches version {state['version']}, "
+                    f"the project is at {row.version}"
+                )
+            for stmt, params in readmodel.layout_statements(project_id, rows.rows_of(state)):
+                await conn.execute(stmt, params)
+        self._snapshots.drop(project_id)
+        return int(row.version)
+
+    async def project_ids(self) -> list[int]:
+        async with self._engines.reader.connect() as conn:
+            found = await conn.execute(select(t.projects.c.id).order_by(t.projects.c.id))
+            return [int(pid) for pid in found.scalars()]
+
+
+def _needs(command: c.Command, role: c.Role) -> Needs:
+    """What to load for ``command``: nothing for a viewer, whom ``decide`` refuses."""
+    return Needs() if role == c.Role.VIEWER else needs(command)
+
+
+async def _locked_base(conn: AsyncConnection, project_id: int) -> Any:
+    """The project's version, base version and base snapshot, its row locked for
+    the rest of the transaction; NotFound if there is no such project."""
+    p = t.projects
+    row = (
+        await conn.execute(
+            select(p.c.version, p.c.base_version, p.c.snapshot)
+            .where(p.c.id == project_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise NotFound("project not found")
+    return row
+
+
+async def _replay_from_base(
+    conn: AsyncConnection, project_id: int, row: Any, through: int
+) -> domain.Snapshot:
+    """The state at ``through``: the stored base plus the events after it."""
+    base_version = int(row.base_version)
+    state = orjson.loads(row.snapshot) if base_version else domain.empty(project_id)
+    bodies = await conn.execute(
+        select(t.events.c.body)
+        .where(
+            and_(
+                t.events.c.project_id == project_id,
+                t.events.c.version > base_version,
+                t.events.c.version <= through,
+            )
+        )
+        .order_by(t.events.c.version)
+    )
+    for body in bodies.scalars():
+        domain.apply_in_place(state, orjson.loads(body))
+    return state
 
 
 async def _role(conn: AsyncConnection, project_id: int, user_id: int) -> c.Role | None:
@@ -344,50 +502,11 @@ async def _role(conn: AsyncConnection, project_id: int, user_id: int) -> c.Role 
     return None if role is None else c.Role(role)
 
 
-async def _apply_membership(conn: AsyncConnection, project_id: int, event: dict[str, Any]) -> None:
-    """Keep the memberships projection in step with member events."""
-    kind, data = event["type"], event["data"]
-    if kind == "project_created":
-        user_id, role = data["owner"]["user_id"], c.Role.OWNER.value
-    elif kind == "member_added":
-        user_id, role = data["user_id"], data["role"]
-    elif kind == "member_removed":
-        await conn.execute(
-            delete(t.memberships).where(
-                and_(
-                    t.memberships.c.project_id == project_id,
-                    t.memberships.c.user_id == data["user_id"],
-                )
-            )
-        )
-        return
-    else:
-        return
-    updated = await conn.execute(
-        update(t.memberships)
-        .where(and_(t.memberships.c.project_id == project_id, t.memberships.c.user_id == user_id))
-        .values(role=role)
-    )
-    if updated.rowcount == 0:
-        await conn.execute(
-            insert(t.memberships).values(project_id=project_id, user_id=user_id, role=role)
-        )
-
-
 async def _stored_result(
-    conn: AsyncConnection, user_id: int, idempotency: tuple[str, bytes]
+    tx: Writes, user_id: int, idempotency: tuple[str, bytes]
 ) -> Committed | None:
     key, digest = idempotency
-    row = (
-        await conn.execute(
-            select(t.command_results).where(
-                and_(
-                    t.command_results.c.user_id == user_id,
-                    t.command_results.c.idempotency_key == key,
-                )
-            )
-        )
-    ).first()
+    row = await tx.stored_result(user_id, key)
     if row is None:
         return None
     if row.request_hash != digest:
@@ -396,25 +515,5 @@ async def _stored_result(
         )
     body = orjson.loads(row.response)
     return Committed(
-        int(row.project_id), body["version"], body["event"], row.response.encode(), replayed=True
-    )
-
-
-async def _store_result(
-    conn: AsyncConnection,
-    user_id: int,
-    idempotency: tuple[str, bytes],
-    committed: Committed,
-    now: float,
-) -> None:
-    key, digest = idempotency
-    await conn.execute(
-        insert(t.command_results).values(
-            user_id=user_id,
-            idempotency_key=key,
-            request_hash=digest,
-            project_id=committed.project_id,
-            response=committed.response.decode(),
-            created_at=now,
-        )
+        row.project_id, body["version"], body["event"], row.response.encode(), replayed=True
     )

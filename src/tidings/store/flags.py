@@ -8,11 +8,8 @@ process, and through the poll advice every client, within ttl + one poll.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -20,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from tidings.publish.advice import PushFlags
 from tidings.store import schema as t
 from tidings.store.engine import Engines
 from tidings.store.singleflight import SingleFlight
@@ -27,49 +25,6 @@ from tidings.store.singleflight import SingleFlight
 PUSH_ENABLED = "push.enabled"
 PUSH_ROLLOUT = "push.rollout_percent"
 PROJECT_PREFIX = "push.project."
-
-
-@dataclass(frozen=True, slots=True)
-class PushFlags:
-    enabled: bool = True
-    rollout_percent: int = 100
-    #: project id -> forced on (True) or off (False); absent means "follow the global".
-    projects: dict[int, bool] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "rollout_percent": self.rollout_percent,
-            "projects": {str(p): on for p, on in sorted(self.projects.items())},
-        }
-
-
-@functools.lru_cache(maxsize=100_000)
-def rollout_bucket(user_id: int) -> int:
-    """A stable bucket in [0, 100): the same user is always in or out together."""
-    digest = hashlib.sha256(f"tidings-rollout:{user_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 100
-
-
-def push_on(flags: PushFlags, user_id: int, project_id: int | None = None) -> bool:
-    """Whether push applies to this user (and project).
-
-    The kill switch wins over everything; a project override wins over the
-    rollout percentage.
-    """
-    if not flags.enabled:
-        return False
-    if project_id is not None and project_id in flags.projects:
-        return flags.projects[project_id]
-    return rollout_bucket(user_id) < flags.rollout_percent
-
-
-def push_off_for_all(flags: PushFlags) -> bool:
-    """Whether push applies to no user and no project: the kill switch, or a
-    rollout of 0% with no project forced on."""
-    if not flags.enabled:
-        return True
-    return flags.rollout_percent == 0 and not any(flags.projects.values())
 
 
 class FlagStore:

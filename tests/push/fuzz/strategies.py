@@ -138,6 +138,43 @@ _WS_SEEDS = [
     ws_frame(0x1, b"x" * 300),
 ]
 
+#: What a hostile client sends: many tiny frames, control frames between
+#: continuations, fragmented messages left open; valid frames, so that the
+#: reader's bounds (fragments, budget) decide, not its framing checks.
+ws_hostile_frame = st.one_of(
+    st.builds(
+        ws_frame,
+        st.just(0x1),
+        st.binary(max_size=3).map(lambda b: b.hex().encode()),
+        fin=st.booleans(),
+    ),
+    st.builds(ws_frame, st.just(0x0), st.just(b""), fin=st.booleans()),
+    st.builds(ws_frame, st.just(0x0), st.just(b"ab"), fin=st.booleans()),
+    st.builds(ws_frame, st.sampled_from([0x9, 0xA]), st.binary(max_size=8)),
+)
+
+
+def _fragmented(pieces: int, finished: bool) -> list[bytes]:
+    """A text message in ``pieces`` frames (left open unless ``finished``)."""
+    frames = [ws_frame(0x1, b"{", fin=False)]
+    frames += [ws_frame(0x0, b"", fin=False) for _ in range(pieces - 1)]
+    if finished:
+        frames.append(ws_frame(0x0, b"}"))
+    return frames
+
+
+_hostile_items = st.one_of(
+    ws_hostile_frame.map(lambda f: [f]),
+    st.builds(_fragmented, st.integers(1, 8), st.booleans()),
+)
+
+#: (frames, cut points, frames allowed per read): one connection's bytes in reads.
+ws_hostile_sequences = st.tuples(
+    st.lists(_hostile_items, max_size=12).map(lambda items: [f for i in items for f in i]),
+    st.lists(st.integers(0, 400), max_size=6),
+    st.integers(1, 24),
+)
+
 #: A sequence of frames as one byte string: built ones, mutated valid ones, and
 #: fragmented messages with control frames (or a bad close) between the fragments.
 ws_inputs = st.one_of(
@@ -268,7 +305,7 @@ http_built = st.builds(
     eol=st.sampled_from(["\r\n", "\r\n", "\n", "\r"]),
 )
 
-_HTTP_SEEDS = [
+HTTP_SEEDS = [
     _request(
         "GET",
         "/ws",
@@ -302,7 +339,7 @@ _HTTP_SEEDS = [
     ),
 ]
 
-http_inputs = st.one_of(http_built, mutated(_HTTP_SEEDS, max_edits=3))
+http_inputs = st.one_of(http_built, mutated(HTTP_SEEDS, max_edits=3))
 
 
 # -- SSE query strings ---------------------------------------------------------------

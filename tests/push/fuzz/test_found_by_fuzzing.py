@@ -12,8 +12,8 @@ import pytest
 
 from tidings.protocol.errors import BadMessage, CloseCode
 from tidings.protocol.push import parse_client_message
+from tidings.testing.clients import RawSse, RawWebSocket
 
-from ..clients import RawSse, RawWebSocket
 from ..conftest import StartServer, token
 
 BAD_IDS = ["\u00b2", "\u0663", "1" * 5000, "0", "1" * 19]

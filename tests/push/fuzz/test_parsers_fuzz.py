@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from tidings.protocol.errors import BadMessage, BadToken, CloseCode, TidingsError
 from tidings.protocol.push import MAX_DECIMAL_DIGITS, parse_client_message
 from tidings.protocol.tokens import verify_push_token
 from tidings.push.http import HttpConnection, Request
 from tidings.push.sio.engineio import Closed, EngineConfig, ErrorCode, Output, ProtocolError
-from tidings.push.sio.session import Connected, Invalid, Refresh, SocketIOServer, Subscribe
+from tidings.push.sio.session import Connected, InvalidEvent, Refresh, SocketIOServer, Subscribe
 from tidings.push.sio.socketio import (
     MAX_ACK_ID_DIGITS,
     MAX_NAMESPACE_LENGTH,
@@ -35,8 +37,10 @@ from tidings.push.wsframe import (
     OP_PING,
     OP_PONG,
     OP_TEXT,
+    FrameBudget,
     FrameError,
     FrameReader,
+    OverBudget,
     parse_close,
 )
 
@@ -116,6 +120,78 @@ def test_frame_reader_refuses_bad_frames_with_a_close_code_whatever_the_chunking
                     assert code == 1005 or 1000 <= code <= 4999
 
     check()
+
+
+def test_a_hostile_frame_sequence_meets_the_fragment_and_frame_bounds() -> None:
+    """Whatever the frames and however they are cut into reads: a read within its
+    allowance is parsed exactly as without one; one past it stops at the frame
+    past it (OverBudget); no message comes from more than ``max_fragments`` frames."""
+    fragments = 4
+
+    @fuzz(s.ws_hostile_sequences, total=max(1, s.PARSER_INPUTS // 10))
+    def check(case: tuple[list[bytes], list[int], int]) -> None:
+        frames, cuts, allowance = case
+        data = b"".join(frames)
+        bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+        free, held = FrameReader(_MAX, fragments), FrameReader(_MAX, fragments)
+        for start, end in itertools.pairwise(bounds):
+            chunk = data[start:end]
+            free_error: FrameError | None = None
+            try:
+                expected = free.feed(chunk)
+            except FrameError as exc:
+                free_error = exc
+            try:
+                got = held.feed(chunk, allowance)
+            except OverBudget:
+                assert free_error is not None or free.spent > allowance
+                return
+            except FrameError as exc:
+                assert free_error is not None and exc.code == free_error.code
+                assert exc.code in _FRAME_CODES
+                return
+            assert free_error is None and free.spent <= allowance
+            assert got == expected and held.spent == free.spent
+        # No error: every message came in at most ``fragments`` frames.
+        opened = 0
+        for frame in frames:
+            op, fin = frame[0] & 0x0F, frame[0] & 0x80
+            if op in (OP_TEXT, 0x0):
+                opened += 1
+                assert opened <= fragments
+                if fin:
+                    opened = 0
+
+    check()
+
+
+def test_a_frame_budget_never_allows_more_than_its_burst_plus_its_rate() -> None:
+    """Over any stretch of time, frames taken <= burst + rate x its length (+1 for
+    the frame that straddles the start)."""
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        st.integers(1, 40),
+        st.floats(0.05, 20),
+        st.lists(st.tuples(st.floats(0, 3), st.integers(0, 50)), max_size=60),
+    )
+    def run(burst: int, rate: float, steps: list[tuple[float, int]]) -> None:
+        budget = FrameBudget(burst, rate)
+        full_at, now = 0.0, 1000.0
+        taken: list[tuple[float, int]] = []
+        for dt, want in steps:
+            now += dt
+            allowed = budget.allowance(full_at, now)
+            assert 0 <= allowed <= burst
+            n = min(want, allowed)
+            full_at = budget.spend(full_at, now, n)
+            taken.append((now, n))
+        for i, (t0, _) in enumerate(taken):
+            for t1, _ in taken[i:]:
+                inside = sum(n for t, n in taken if t0 <= t <= t1)
+                assert inside <= burst + rate * (t1 - t0) + 1e-6, (t0, t1, inside)
+
+    run()
 
 
 # -- HTTP requests and the WebSocket handshake ----------------------------------------
@@ -266,7 +342,7 @@ def test_socketio_packet_decoder_refuses_with_protocol_error() -> None:
     check()
 
 
-_EVENTS = (Connected, Subscribe, Refresh, Invalid, Closed)
+_EVENTS = (Connected, Subscribe, Refresh, InvalidEvent, Closed)
 
 
 def _check_output(out: Output) -> None:

@@ -27,8 +27,8 @@ from tidings.protocol.channels import project_channel
 from tidings.protocol.poke import Poke, encode_poke
 from tidings.push.server import PushServer
 from tidings.push.wsframe import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameError, FrameReader
+from tidings.testing.clients import RawWebSocket, client_frame
 
-from ..clients import RawWebSocket, client_frame
 from ..conftest import StartServer, token
 from . import strategies as s
 
@@ -91,6 +91,14 @@ def _status(answer: bytes) -> tuple[int, bytes, bytes]:
 # -- the transports -------------------------------------------------------------------
 
 
+async def _closed_by_server(f: Fuzzing, ws: RawWebSocket, payload: bytes) -> None:
+    """A close frame came: its code is one a server may send, and the socket ends."""
+    code = int.from_bytes(payload[:2], "big")
+    assert _valid_close(code), code
+    f.tally.saw(f"close {code}")
+    assert await ws.eof(), "no EOF after the close frame"
+
+
 async def _ws_frames(f: Fuzzing, inputs: list[bytes]) -> None:
     """Subscribed /ws connections; each input, then a ping: pong (alive) or close + EOF."""
     pending = list(inputs)
@@ -126,10 +134,7 @@ async def _ws_frames(f: Fuzzing, inputs: list[bytes]) -> None:
                             f.tally.saw("alive")
                             break
                         if op == OP_CLOSE:
-                            code = int.from_bytes(payload[:2], "big")
-                            assert _valid_close(code), code
-                            f.tally.saw(f"close {code}")
-                            assert await ws.eof(), "no EOF after the close frame"
+                            await _closed_by_server(f, ws, payload)
                             break
                         assert op in (OP_TEXT, OP_PONG), op
                 if op == OP_CLOSE:
@@ -279,10 +284,7 @@ async def _sio_packets(f: Fuzzing, inputs: list[str]) -> None:
                             f.tally.saw("alive")
                             break
                         if op == OP_CLOSE:
-                            code = int.from_bytes(payload[:2], "big")
-                            assert _valid_close(code), code
-                            f.tally.saw(f"close {code}")
-                            assert await ws.eof(), "no EOF after the close frame"
+                            await _closed_by_server(f, ws, payload)
                             ended = True
                             break
                         assert op == OP_TEXT, op
@@ -300,6 +302,24 @@ TRANSPORTS: dict[str, tuple[Any, Driver, set[str]]] = {
     "sse-queries": (s.sse_queries, _sse_queries, {"400", "401"}),
     "polling-bodies": (s.eio_bodies, _polling_bodies, {"200", "400"}),
     "socketio-packets": (s.eio_packets, _sio_packets, {"alive", "close 1000"}),
+}
+
+
+#: Inputs sent unmutated before the drawn ones (for example, the 404 comes from the
+#: seed for an unknown path).
+SEEDS: dict[str, list[Any]] = {
+    "http-handshakes": list(s.HTTP_SEEDS),
+    # One input per outcome the frames must reach: a ping answered, an unmasked
+    # frame (1002), a binary message (1003), a message left unfinished.
+    "ws-frames": [
+        s.ws_frame(0x9, b"ping"),
+        s.ws_frame(0x1, b"x", mask=False),
+        s.ws_frame(0x2, b"binary"),
+        s.ws_frame(0x1, b"{", fin=False),
+    ],
+    # A pong and a noop leave the session alive; a disconnect ends it (1000). Drawn
+    # packets are nearly all fatal, so "alive" must not hang on a lucky draw.
+    "socketio-packets": ["3", "6", "41"],
 }
 
 
@@ -322,7 +342,9 @@ async def test_malformed_input_is_refused_cleanly_and_everyone_else_is_served(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     strategy, driver, outcomes = TRANSPORTS[transport]
-    inputs = s.collect(strategy, s.SOCKET_FRAMES)
+    # The seed corpus first, unmutated, as a fuzzer starts: each outcome the
+    # transport must reach is then reached by some input, whatever Hypothesis draws.
+    inputs = [*SEEDS.get(transport, []), *s.collect(strategy, s.SOCKET_FRAMES)]
     server, broker = await start_server(ip_rate=0, handshake_timeout=HANDSHAKE)
     watcher = await RawWebSocket.connect(server.port)
     watcher.send_json({"type": "subscribe", "token": token(projects=[7]), "projects": {"7": 0}})

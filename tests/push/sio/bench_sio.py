@@ -188,17 +188,18 @@ def serve_tidings(port: int, control_port: int) -> None:
 
 
 def serve_python_socketio(port: int, control_port: int) -> None:
-    import socketio  # type: ignore[import-not-found]
+    import socketio
     import uvicorn
 
     sio = socketio.AsyncServer(async_mode="asgi", transports=["websocket"])
     version = 0
 
-    @sio.on("subscribe")  # type: ignore[misc]
     async def subscribe(sid: str, data: dict[str, Any]) -> None:
         for project in data.get("projects", {}):
             await sio.enter_room(sid, f"p{project}")
         await sio.emit("subscribed", {"type": "subscribed", "projects": data["projects"]}, to=sid)
+
+    sio.on("subscribe", subscribe)  # not as a decorator: socketio has no type hints
 
     emits: set[asyncio.Future[None]] = set()
 

@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -22,7 +22,7 @@ from websockets.server import ServerProtocol
 from tidings.protocol import push
 from tidings.protocol.poke import Poke, encode_poke
 from tidings.push.sio.engineio import Closed, EngineConfig, HttpResponse, Output
-from tidings.push.sio.session import Invalid, Refresh, SioSession, SocketIOServer, Subscribe
+from tidings.push.sio.session import InvalidEvent, Refresh, SioSession, SocketIOServer, Subscribe
 from tidings.push.sio.socketio import encode_message
 
 PATH = "/socket.io/"
@@ -122,6 +122,7 @@ class Harness:
 
     def _on_event(self, session: SioSession, event: object) -> None:
         if isinstance(event, Subscribe | Refresh):
+            session.trust(self.now())  # any token will do here: the larger packet budget
             message = push.subscribed(event.projects, push.ServerState.OK, 25.0)
             self.apply(session, session.send_message(message, self.now()))
             for project in event.projects:
@@ -130,7 +131,7 @@ class Harness:
                 self.broadcast(project, self.version)
             if event.token == KICK_TOKEN:
                 self.apply(session, session.end("kicked", self.now()))
-        elif isinstance(event, Invalid):
+        elif isinstance(event, InvalidEvent):
             self.apply(
                 session,
                 session.send_message(push.error("bad_message", event.error.detail), self.now()),
@@ -160,7 +161,7 @@ class Harness:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             while True:
                 try:
@@ -203,7 +204,7 @@ class Harness:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.close()
 
     async def _hold(self, session: SioSession, reader: asyncio.StreamReader) -> HttpResponse | None:
@@ -211,9 +212,10 @@ class Harness:
         future: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
         self._held[session.sid] = future
         eof = asyncio.ensure_future(reader.read(1))
+        either: set[asyncio.Future[HttpResponse] | asyncio.Future[bytes]] = {future, eof}
         try:
             done, _ = await asyncio.wait(
-                {future, eof}, timeout=IO_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+                either, timeout=IO_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             eof.cancel()
@@ -250,6 +252,12 @@ class Harness:
         [request] = protocol.events_received()
         assert isinstance(request, Request)
         session, out = self.server.handle_websocket(query, self.now())
+        if session is None and out.response is None:
+            # A second WebSocket for a session: accepted, then closed.
+            protocol.send_response(protocol.accept(request))
+            protocol.send_close(1000)
+            writer.write(b"".join(protocol.data_to_send()))
+            return
         if out.response is not None or session is None:
             assert out.response is not None
             protocol.send_response(protocol.reject(out.response.status, out.response.body.decode()))
@@ -270,10 +278,12 @@ class Harness:
             else:
                 protocol.receive_data(data)
             for frame in protocol.events_received():
+                assert isinstance(frame, Frame)  # after the handshake, only frames
                 if frame.opcode is Opcode.TEXT:
-                    self.apply(session, session.receive_ws(frame.data, self.now()))
+                    self.apply(session, session.receive_ws(bytes(frame.data), self.now()))
                 elif frame.opcode is Opcode.BINARY:
-                    self.apply(session, session.receive_ws(frame.data, self.now(), binary=True))
+                    data = bytes(frame.data)
+                    self.apply(session, session.receive_ws(data, self.now(), binary=True))
             pending = protocol.data_to_send()
             if pending:
                 writer.write(b"".join(pending))

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import unavailable
 from tidings.push.sio.engineio import Closed, EngineConfig
 from tidings.push.sio.session import Refresh, Subscribe
 
@@ -54,20 +55,13 @@ BROWSER_SCENARIOS = [("upgrade", "auth"), ("websocket", "event"), ("polling", "e
 BROWSER_PROJECT_BASE = 200
 
 
-def _missing(message: str) -> None:
-    # As in tests/conftest.py: skip on a developer's machine, fail in CI.
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def _require_client() -> str:
     node = shutil.which("node")
     deadline = time.monotonic() + NODE_MODULES_WAIT
     while node and not SOCKET_IO_CLIENT.exists() and time.monotonic() < deadline:
         time.sleep(1.0)
     if not (node and SOCKET_IO_CLIENT.exists()):
-        _missing("node and node_modules/socket.io-client are needed (npm install)")
+        unavailable("node and node_modules/socket.io-client are needed (npm install)")
     assert node is not None
     return node
 
@@ -77,7 +71,8 @@ class Transcript:
         self.code = code
         self.lines: list[dict[str, Any]] = [json.loads(x) for x in stdout.splitlines() if x]
         self.stderr = stderr
-        self.events: list[object] = []
+        # Only in the ("_", "events") transcript: the harness's events, one list per session.
+        self.events: list[list[object]] = []
 
     def first(self, key: str) -> dict[str, Any]:
         for line in self.lines:
@@ -202,7 +197,7 @@ def test_real_client_in_a_browser_subscribes_and_receives_pokes(
 ) -> None:
     browser = transcripts[("_", "browser")]
     if browser.code is None:
-        _missing(browser.stderr)
+        unavailable(browser.stderr)
     assert browser.code == 0, browser.stderr[-2000:]
     [result] = [r for r in browser.lines if (r["mode"], r["how"]) == (mode, how)]
     t = Transcript(result["code"], "\n".join(json.dumps(x) for x in result["lines"]), "")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from typing import Any
 
 import pytest
 
 from tidings.push.sio.engineio import (
+    SIDS_PER_READ,
+    STATE_CHANGES,
+    UPGRADE_CHANGES,
     Closed,
     EngineConfig,
     EngineServer,
@@ -20,10 +24,14 @@ from tidings.push.sio.engineio import (
     Packet,
     PacketType,
     ProtocolError,
+    State,
+    Upgrade,
     decode_packet,
     decode_payload,
     encode_packet,
     encode_payload,
+    new_sid,
+    parse_query,
 )
 
 Server = EngineServer[EngineSession]
@@ -40,6 +48,11 @@ def handshake(server: Server, now: float = 0.0) -> tuple[EngineSession, dict[str
     assert out.response.status == 200
     assert out.response.body.startswith(b"0")
     return session, json.loads(out.response.body[1:])
+
+
+def state_of(session: EngineSession) -> State:
+    """The state read afresh: a type checker keeps ``session.state`` narrowed across calls."""
+    return session.state
 
 
 def query(session: EngineSession, transport: str = "polling") -> str:
@@ -138,6 +151,55 @@ def test_default_sids_are_random_url_safe_and_unique() -> None:
     sids = {handshake(server)[1]["sid"] for _ in range(50)}
     assert len(sids) == 50
     assert all(len(s) == 20 and s.replace("-", "").replace("_", "").isalnum() for s in sids)
+
+
+def test_sids_stay_unique_and_well_formed_across_many_reads_of_the_random_source() -> None:
+    sids = [new_sid() for _ in range(3 * SIDS_PER_READ + 7)]
+    assert len(set(sids)) == len(sids)
+    assert all(len(s) == 20 and s.replace("-", "").replace("_", "").isalnum() for s in sids)
+
+
+def test_a_forked_child_draws_sids_of_its_own() -> None:
+    new_sid()  # the pool holds ids the child must not reuse
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, ",".join(new_sid() for _ in range(SIDS_PER_READ)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    parent = {new_sid() for _ in range(SIDS_PER_READ)}
+    assert len(child) == SIDS_PER_READ
+    assert not child & parent
+
+
+@pytest.mark.parametrize(
+    ("query", "params"),
+    [
+        ("EIO=4&transport=websocket", {"EIO": "4", "transport": "websocket"}),
+        (
+            "EIO=4&&transport=polling&t=N8hyd6w",
+            {"EIO": "4", "transport": "polling", "t": "N8hyd6w"},
+        ),
+        ("sid=a&sid=b&x", {"sid": "b", "x": ""}),
+        ("sid=a%2Bb+c", {"sid": "a+b c"}),
+        ("", {}),
+    ],
+)
+def test_query_fields_last_one_wins_and_escapes_are_decoded(
+    query: str, params: dict[str, str]
+) -> None:
+    assert parse_query(query) == params
+
+
+def test_a_query_of_more_than_16_fields_is_refused() -> None:
+    parse_query("&".join(f"f{i}=1" for i in range(16)))
+    with pytest.raises(ProtocolError):
+        parse_query("&".join(f"f{i}=1" for i in range(17)))
+    with pytest.raises(ProtocolError):
+        parse_query("&" * 16)
 
 
 def test_handshake_offers_no_upgrade_when_upgrades_are_off() -> None:
@@ -300,6 +362,17 @@ def test_client_close_packet_ends_the_session() -> None:
     server = make_server()
     session, _ = handshake(server)
     out = post(server, session, b"1")
+    assert closed_reasons(out) == ["transport close"]
+    assert server.sessions == {}
+
+
+def test_client_close_answers_the_held_get_with_a_noop() -> None:
+    # As the reference server does (its protocol test suite checks it).
+    server = make_server()
+    session, _ = handshake(server)
+    assert get(server, session).hold
+    out = post(server, session, b"1")
+    assert out.poll is not None and out.poll.body == b"6"
     assert closed_reasons(out) == ["transport close"]
     assert server.sessions == {}
 
@@ -470,15 +543,19 @@ def test_the_probing_socket_closing_leaves_the_session_on_polling() -> None:
     assert server.handle_websocket(query(session, "websocket"), 1.0)[1].response is None
 
 
-def test_only_one_websocket_per_session() -> None:
+def test_a_second_websocket_is_accepted_then_closed() -> None:
+    # As the reference server does: the handshake completes, the socket closes.
     server = make_server()
     session, _ = handshake(server)
     server.handle_websocket(query(session, "websocket"), 0.0)
-    out = server.handle_websocket(query(session, "websocket"), 0.1)[1]
-    assert out.response is not None and out.response.body == b"Bad request"
+    second, out = server.handle_websocket(query(session, "websocket"), 0.1)
+    assert second is None and out.response is None and out.close_websocket
+    session.receive_ws("2probe", 0.2)
     session.receive_ws("5", 0.2)
-    out = server.handle_websocket(query(session, "websocket"), 0.3)[1]
-    assert out.response is not None and out.response.status == 400
+    assert session.websocket
+    second, out = server.handle_websocket(query(session, "websocket"), 0.3)
+    assert second is None and out.response is None and out.close_websocket
+    assert not session.closed
 
 
 def test_upgrades_are_refused_when_off() -> None:
@@ -530,6 +607,7 @@ def test_server_close_answers_a_held_get_with_the_close_packet() -> None:
 def test_a_closing_polling_session_is_forgotten_after_close_timeout() -> None:
     server = make_server(close_timeout=30)
     session, _ = handshake(server)
+    session.trust(0.5)
     session.end("going away", 1.0)
     assert session.wake_at == 31.0
     assert server.tick(30.9) == []
@@ -579,3 +657,22 @@ def test_end_all_ends_every_session() -> None:
 def test_sessions_keep_no_per_instance_dict() -> None:
     session, _ = handshake(make_server())
     assert not hasattr(session, "__dict__")
+
+
+def test_states_change_only_as_the_tables_say() -> None:
+    server = make_server()
+    session, _ = handshake(server)
+    server.handle_websocket(query(session, "websocket"), 0.0)  # NONE -> PROBING
+    session.receive_ws("2probe", 0.1)  # -> UPGRADING
+    session.receive_ws("5", 0.2)  # -> NONE, on WebSocket
+    assert session.websocket and session.state is State.OPEN
+    session.end("bye", 0.3)  # OPEN -> CLOSED (WebSocket: no linger)
+    assert state_of(session) is State.CLOSED
+    # Reopening, or any step not listed, is refused rather than carried out.
+    assert (State.CLOSED, State.OPEN) not in STATE_CHANGES
+    with pytest.raises(RuntimeError):
+        session._enter(State.OPEN)
+    assert (Upgrade.NONE, Upgrade.UPGRADING) not in UPGRADE_CHANGES
+    other, _ = handshake(server)
+    with pytest.raises(RuntimeError):
+        other._step_upgrade(Upgrade.UPGRADING)

@@ -16,6 +16,7 @@ from tidings.protocol.errors import CloseCode
 from tidings.protocol.poke import Poke, encode_poke
 from tidings.push.server import PushServer
 from tidings.push.sio.endpoint import SioConnection
+from tidings.testing.clients import RawWebSocket
 
 from ..conftest import StartServer, token
 from .test_sio_client import _require_client
@@ -40,7 +41,7 @@ class LiveClient:
                     raw = await self.proc.stdout.readline()
                     if not raw:
                         raise AssertionError(f"client ended; saw {self.lines}")
-                    line = json.loads(raw)
+                    line: dict[str, Any] = json.loads(raw)
                     self.lines.append(line)
                     if key in line and (value is None or line[key] == value):
                         return line
@@ -181,15 +182,23 @@ async def test_drain_tells_socket_io_clients_then_closes_them(
     await _gone(server)
 
 
+async def _head(port: int, request: bytes) -> bytes:
+    """The head of the answer to ``request``, sent on a fresh connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    try:
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    finally:
+        writer.close()
+
+
 async def test_a_refused_origin_gets_403(start_server: StartServer) -> None:
     server, _ = await start_server(allowed_origins=("https://app.example",))
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(
+    head = await _head(
+        server.port,
         b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"
-        b"Origin: https://evil.example\r\n\r\n"
+        b"Origin: https://evil.example\r\n\r\n",
     )
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
-    writer.close()
     assert head.startswith(b"HTTP/1.1 403")
 
 
@@ -197,13 +206,11 @@ async def test_polling_answers_carry_cors_headers_for_allowed_origins(
     start_server: StartServer,
 ) -> None:
     server, _ = await start_server(allowed_origins=("https://app.example",))
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(
+    head = await _head(
+        server.port,
         b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"
-        b"Origin: https://app.example\r\n\r\n"
+        b"Origin: https://app.example\r\n\r\n",
     )
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
-    writer.close()
     assert head.startswith(b"HTTP/1.1 200")
     assert b"Access-Control-Allow-Origin: https://app.example" in head
     assert b"Content-Type: text/plain; charset=UTF-8" in head
@@ -264,14 +271,12 @@ async def test_a_preflight_is_answered_for_clients_with_extra_headers(
     start_server: StartServer,
 ) -> None:
     server, _ = await start_server(allowed_origins=("https://app.example",))
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(
+    head = await _head(
+        server.port,
         b"OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"
         b"Origin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n"
-        b"Access-Control-Request-Headers: x-client\r\n\r\n"
+        b"Access-Control-Request-Headers: x-client\r\n\r\n",
     )
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
-    writer.close()
     assert head.startswith(b"HTTP/1.1 204")
     assert b"Access-Control-Allow-Methods: GET, POST" in head
     assert b"Access-Control-Allow-Headers: x-client" in head
@@ -282,3 +287,47 @@ async def test_a_full_server_refuses_new_sessions_with_503(start_server: StartSe
     status, body = await _http(server.port, "GET", "/socket.io/?EIO=4&transport=polling")
     assert status == 503
     assert json.loads(body)["error"] == "unavailable"
+
+
+async def test_a_second_websocket_for_a_session_is_upgraded_then_closed(
+    start_server: StartServer,
+) -> None:
+    """As the reference server: the 101, then a close; the session is unharmed."""
+    server, _ = await start_server()
+    status, body = await _http(server.port, "GET", "/socket.io/?EIO=4&transport=polling")
+    assert status == 200
+    sid = json.loads(body[1:])["sid"]
+    path = f"/socket.io/?EIO=4&transport=websocket&sid={sid}"
+    probing = await RawWebSocket.connect(server.port, path=path)
+    assert probing.status == 101
+    second = await RawWebSocket.connect(server.port, path=path)
+    assert second.status == 101
+    assert (await second.close_code())[0] == CloseCode.NORMAL
+    second.close()
+    probing.send(1, b"2probe")  # the first one still upgrades
+    assert await probing.frame() == (1, b"3probe")
+    probing.close()
+
+
+async def test_session_timers_fire_at_their_deadline_not_on_the_tick(
+    start_server: StartServer,
+) -> None:
+    """The protocol suites' 300/200 ms timers: a ping 300 ms after the open packet,
+    the close 200 ms after an unanswered ping, at their deadlines. The hub's tick is
+    set to 30 s, so a timer that waited for it would be seconds late, while the
+    bounds leave a loaded machine its scheduling slack."""
+    server, _ = await start_server(sio_ping_interval=0.3, sio_ping_timeout=0.2, tick_interval=30)
+    ws = await RawWebSocket.connect(server.port, path="/socket.io/?EIO=4&transport=websocket")
+    _op, payload = await ws.frame()
+    opened = time.monotonic()
+    assert payload.startswith(b"0{") and json.loads(payload[1:])["pingInterval"] == 300
+    assert await ws.frame() == (1, b"2")
+    pinged = time.monotonic()
+    code, _ = await ws.close_code()
+    closed = time.monotonic()
+    assert code == CloseCode.NORMAL
+    late_ping, late_close = pinged - opened - 0.3, closed - pinged - 0.2
+    print(f"ping {late_ping * 1000:.1f} ms late, ping timeout {late_close * 1000:.1f} ms late")
+    # A few ms on an idle machine; a busy 2-core one gets scheduling slack.
+    assert -0.01 < late_ping < 0.5, late_ping
+    assert -0.01 < late_close < 0.5, late_close

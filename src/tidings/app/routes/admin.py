@@ -30,7 +30,7 @@ async def get_flags(request: Request, s: Svc) -> Response:
     return JSON((await s.flags.load()).to_json())
 
 
-@router.put("/flags", response_model=FlagsOut, responses=errors(401, 403, 413, 422))
+@router.put("/flags", response_model=FlagsOut, responses=errors(401, 403, 413, 415, 422))
 async def put_flags(body: FlagsUpdate, request: Request, s: Svc) -> Response:
     """Change only the fields given; a project set to null follows the global settings again."""
     await require_admin(request, s)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from starlette.responses import Response
 
+from tidings.app import compression
+from tidings.app.compression import accepts_gzip
+from tidings.app.history import DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, page_of
 from tidings.app.polling import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -15,12 +19,19 @@ from tidings.app.polling import (
     version_headers,
 )
 from tidings.app.routes.responses import JSON, errors
-from tidings.app.schemas import CommandResult, NewProject, PollOut, ProjectList, Snapshot
+from tidings.app.schemas import (
+    CommandResult,
+    HistoryOut,
+    NewProject,
+    PollOut,
+    ProjectList,
+    Snapshot,
+)
 from tidings.app.services import Services, services
 from tidings.domain.commands import AddMember, CommandRequest
 from tidings.domain.decide import KnownUser
 from tidings.protocol.errors import NotFound
-from tidings.store.events import Committed, request_hash
+from tidings.store.events import HISTORY_SCAN, Committed, request_hash
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 Svc = Annotated[Services, Depends(services)]
@@ -59,7 +70,10 @@ async def list_projects(request: Request, s: Svc) -> Response:
 
 
 @router.post(
-    "", status_code=201, response_model=CommandResult, responses=errors(401, 403, 413, 422)
+    "",
+    status_code=201,
+    response_model=CommandResult,
+    responses=errors(401, 403, 413, 415, 422),
 )
 async def create_project(
     body: NewProject, request: Request, s: Svc, idempotency_key: IdempotencyKey = None
@@ -78,12 +92,20 @@ async def create_project(
 @router.get("/{project_id}", response_model=Snapshot, responses=errors(401, 404))
 async def snapshot(project_id: ProjectId, request: Request, s: Svc) -> Response:
     principal = await s.auth.require(request)
-    found = await s.store.snapshot(project_id)
+    # The compressed snapshot is made once per version and kept with it, rather
+    # than by the compression middleware on every GET (it passes through a body
+    # that already names its encoding).
+    if accepts_gzip(request.headers.get("accept-encoding", "")):
+        found = await s.store.snapshot_gzipped(project_id, compression.LEVEL)
+        encoding = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+    else:
+        found = await s.store.snapshot(project_id)
+        encoding = {}
     if found is None:
         raise NotFound("project not found")
     version, body = found
     await s.poller.version_for(principal.user, project_id, version)
-    return JSON(body.encode(), headers=version_headers(version))
+    return JSON(body, headers={**version_headers(version), **encoding})
 
 
 @router.get(
@@ -110,10 +132,45 @@ async def events_since(
     return await s.poller.respond_one(request, project_id, since, limit, if_none_match)
 
 
+@router.get("/{project_id}/history", response_model=HistoryOut, responses=errors(400, 401, 404))
+async def history(
+    project_id: ProjectId,
+    request: Request,
+    s: Svc,
+    before: Annotated[int | None, Query(ge=1, le=MAX_SINCE)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_LIMIT)] = DEFAULT_HISTORY_LIMIT,
+    story: Annotated[int | None, Query(ge=1, le=MAX_SINCE)] = None,
+) -> Response:
+    """Events below ``before``, newest first: the activity feed, or one story's
+    changes (looked for among at most HISTORY_SCAN events per request)."""
+    principal = await s.auth.require(request)
+    q = request.query_params
+    before = query_int(q, "before", MAX_SINCE, 1, MAX_SINCE)
+    limit = query_int(q, "limit", DEFAULT_HISTORY_LIMIT, 1, MAX_HISTORY_LIMIT)
+    story = query_int(q, "story", 0, 1, MAX_SINCE) if "story" in q else None
+    scan = limit if story is None else HISTORY_SCAN
+    found = await s.store.history(project_id, before, scan)
+    if found is None:
+        raise NotFound("project not found")
+    await s.poller.version_for(principal.user, project_id, found.version)
+    page = page_of(
+        found.events, story=story, limit=limit, scanned=scan, pruned_through=found.pruned_through
+    )
+    body = {
+        "project": project_id,
+        "version": found.version,
+        "pruned_through": found.pruned_through,
+        "story": story,
+        "events": [orjson.Fragment(e) for e in page.events],
+        "next_before": page.next_before,
+    }
+    return JSON(body, headers=version_headers(found.version))
+
+
 @router.post(
     "/{project_id}/commands",
     response_model=CommandResult,
-    responses=errors(401, 403, 404, 409, 413, 422),
+    responses=errors(401, 403, 404, 409, 413, 415, 422),
 )
 async def run_command(
     project_id: ProjectId,
@@ -123,6 +180,18 @@ async def run_command(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Apply one command: one transaction, one new version, one event."""
+    return await apply_command(s, request, project_id, body, idempotency_key)
+
+
+async def apply_command(
+    s: Services,
+    request: Request,
+    project_id: int,
+    body: CommandRequest,
+    idempotency_key: str | None,
+) -> Response:
+    """The command route's work once its input is validated, shared with the
+    commands' fast path (app/fastcommand.py)."""
     principal = await s.auth.require(request)
     user = principal.user
     target = None

@@ -8,6 +8,7 @@ schema below only documents it.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -49,7 +50,7 @@ REPORT_SCHEMA = {
 @router.post(
     "/telemetry",
     status_code=204,
-    responses=errors(400, 401, 403, 413),
+    responses=errors(400, 401, 403, 413, 415, 429),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -58,13 +59,25 @@ REPORT_SCHEMA = {
     },
 )
 async def telemetry(request: Request, s: Svc) -> Response:
-    await s.auth.require(request)
+    """Record a report; 429 past the user's report rate, missed pokes counted within
+    the user's budget (app/ratelimit.py, TelemetryLimits)."""
+    user = (await s.auth.require(request)).user.id
+    limiter = s.telemetry_limiter
+    if limiter is not None:
+        limiter.admit(user, time.monotonic())
     report = decode_report(await request.body())
+    missed = report.missed_pokes
+    if limiter is not None:
+        missed = limiter.missed_to_count(user, missed, time.monotonic())
     m = s.metrics
+    now = time.monotonic()
     for sample in report.samples:
         m.staleness.labels(str(sample.via)).observe(sample.staleness_ms / 1000)
-    if report.missed_pokes:
-        m.missed_pokes.inc(report.missed_pokes)
+        m.recent_staleness.observe(str(sample.via), sample.staleness_ms / 1000, now)
+    if missed:
+        m.missed_pokes.inc(missed)
+    if report.missed_pokes > missed:
+        m.missed_pokes_ignored.inc(report.missed_pokes - missed)
     if report.polls:
         m.client_polls.inc(report.polls)
     return Response(status_code=204)

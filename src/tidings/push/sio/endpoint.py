@@ -9,28 +9,32 @@ the push server through :func:`tidings.push.sio.http_handler` (see push/http.py)
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from tidings.protocol import push
-from tidings.protocol.errors import CloseCode, Forbidden, TidingsError
+from tidings.protocol.errors import CloseCode, Forbidden, RateLimited, TidingsError
 from tidings.push.context import PushContext
 from tidings.push.http import Headers, HttpConnection, Request
-from tidings.push.hub import CONN_SLOTS, Conn, Message
+from tidings.push.hub import CONN_SLOTS, Conn, EncodedMessage
+from tidings.push.limits import IpRateLimiter, PendingTable
 from tidings.push.sio.engineio import (
+    TOO_MANY_PACKETS,
+    TOO_MANY_PENDING,
     Closed,
     EngineConfig,
     EngineServer,
     HttpResponse,
     Output,
     ProtocolError,
+    SessionTable,
     parse_query,
 )
-from tidings.push.sio.session import Connected, Invalid, Refresh, SioSession, Subscribe
+from tidings.push.sio.session import Connected, InvalidEvent, Refresh, SioSession, Subscribe
 from tidings.push.sio.socketio import encode_message
 from tidings.push.websocket import WS_SLOTS, WebSocketProtocol, direct_fd, upgrade
 from tidings.push.wsframe import text_frame
 
-# Keys of this transport's cached framings in Message.frames (shared by all sessions).
+# Keys of this transport's cached framings in EncodedMessage.frames (shared by all sessions).
 _PACKET_KEY: Final = "sio"
 _FRAME_KEY: Final = "sio-ws"
 _NEVER: Final = float("inf")
@@ -40,20 +44,33 @@ def config_for(ctx: PushContext) -> EngineConfig:
     """The Engine.IO limits that follow from the server's settings."""
     settings = ctx.settings
     return EngineConfig(
-        max_sessions=settings.max_connections,
+        ping_interval=settings.sio_ping_interval,
+        ping_timeout=settings.sio_ping_timeout,
+        # A POST body past the HTTP layer's cap never reaches the session.
+        max_payload=min(settings.sio_max_payload, settings.max_body_bytes),
+        # Clients, plus sessions without a token (bounded by max_pending) and
+        # those closing (each lingers untrusted_close_timeout at most).
+        max_sessions=settings.max_connections + 2 * settings.max_pending,
         connect_timeout=settings.handshake_timeout,
     )
+
+
+#: The WebSocket close of a session ended by a rule of its own (else 1000).
+_CLOSE_CODES: Final = {
+    TOO_MANY_PACKETS: (CloseCode.RATE_LIMITED, TOO_MANY_PACKETS),
+    TOO_MANY_PENDING: (CloseCode.TRY_AGAIN_LATER, TOO_MANY_PENDING),
+}
 
 
 class SioConnection(SioSession, Conn):
     """One Socket.IO client: the session and the hub's connection in one object."""
 
-    __slots__ = (*CONN_SLOTS, "_endpoint", "_poll", "_ws", "transport")
+    __slots__ = (*CONN_SLOTS, "_endpoint", "_poll", "_ws", "peer", "transport")
     kind: ClassVar[str] = "socketio"
     direct_frame_key: ClassVar[str | None] = _FRAME_KEY
 
     def __init__(
-        self, sid: str, config: EngineConfig, table: dict[str, Any], now: float, websocket: bool
+        self, sid: str, config: EngineConfig, table: SessionTable, now: float, websocket: bool
     ) -> None:
         super().__init__(sid, config, table, now, websocket)
         self.init_conn()
@@ -64,6 +81,8 @@ class SioConnection(SioSession, Conn):
         self._ws: SioWebSocket | None = None
         #: The WebSocket's socket while it is the session's transport (see wfd).
         self.transport: asyncio.Transport | None = None
+        #: The client's address at the handshake (per-IP session limits).
+        self.peer = ""
 
     @property
     def ctx(self) -> PushContext:
@@ -72,7 +91,7 @@ class SioConnection(SioSession, Conn):
 
     # -- the hub's side ---------------------------------------------------------
 
-    def write(self, msg: Message) -> None:
+    def write(self, msg: EncodedMessage) -> None:
         frames = msg.frames
         if self.websocket:
             # The fan-out path: one framing per message, then the same bytes for all.
@@ -117,9 +136,15 @@ class SioConnection(SioSession, Conn):
             if out.close_websocket:
                 self._ws = None
                 self.track_socket()
-                ws.close(CloseCode.NORMAL, "")
+                code, reason = CloseCode.NORMAL, ""
+                for event in out.events:
+                    if isinstance(event, Closed):
+                        code, reason = _CLOSE_CODES.get(event.reason, (code, reason))
+                ws.close(code, reason)
         for event in out.events:
             self._handle_event(event)
+        if self._endpoint is not None:
+            self._endpoint._arm()
 
     def track_socket(self) -> None:
         """Let the native fan-out ``send()`` pokes itself while a WebSocket is the
@@ -153,20 +178,38 @@ class SioConnection(SioSession, Conn):
                 return
             self._handshake_by = _NEVER
             self._reschedule()
+            self._trusted(ctx.now())
         elif isinstance(event, Connected):
+            wfd = self.wfd
             try:
                 hub.attach(self, ctx.now())
             except TidingsError as exc:
                 self.close(exc.close_code, exc.detail)
                 return
-            self.track_socket()  # attach starts the hub's fields afresh, wfd included
-            # As on /ws: a subscribe must follow within the handshake timeout.
-            self._handshake_by = ctx.now() + ctx.settings.handshake_timeout
-            self._reschedule()
-        elif isinstance(event, Invalid):
+            self.wfd = wfd  # attach starts the hub's fields afresh; the socket is the same
+            # As on /ws, a subscribe must follow: by the connect timeout, which
+            # counts from the session's start (see _handshake_expired).
+        elif isinstance(event, InvalidEvent):
             self.close(event.error.close_code, event.error.detail)
         elif isinstance(event, Closed):
             hub.detach(self)
+            if self._endpoint is not None:
+                self._endpoint.pending.remove(self)
+            if event.reason == TOO_MANY_PACKETS:
+                ctx.counters.packet_floods += 1
+
+    def _trusted(self, now: float) -> None:
+        """A verified token: the larger packet budget, and its sockets are clients."""
+        if self.trusted:
+            return
+        self.trust(now)
+        ctx = self.ctx
+        self._endpoint.pending.remove(self)  # type: ignore[union-attr]
+        ws = self._ws
+        if ws is not None:
+            ctx.settle(ws.transport)
+        if self._poll is not None:
+            ctx.settle(self._poll[0].transport)
 
     def _handshake_expired(self, now: float, out: Output) -> None:
         if self.connected and self.user is None:
@@ -176,7 +219,7 @@ class SioConnection(SioSession, Conn):
             super()._handshake_expired(now, out)
 
 
-def _packet(msg: Message) -> bytes:
+def _packet(msg: EncodedMessage) -> bytes:
     packet = msg.frames.get(_PACKET_KEY)
     if packet is None:
         packet = msg.frames[_PACKET_KEY] = encode_message(msg.data)
@@ -192,6 +235,10 @@ class SioWebSocket(WebSocketProtocol):
         self.session = session
         #: Frames to send once the socket is ours (a new session's open packet).
         self._first: list[bytes] | None = first
+
+    def subscribed(self) -> bool:
+        """The larger frame budget once the session's token is verified."""
+        return self.session.trusted
 
     def on_open(self) -> None:
         session = self.session
@@ -229,6 +276,15 @@ class SioWebSocket(WebSocketProtocol):
             self.ctx.hub.resumed(session)
 
 
+class _ClosedAtOnce(WebSocketProtocol):
+    """A second WebSocket for a session that has one: upgraded, then closed."""
+
+    __slots__ = WS_SLOTS
+
+    def on_open(self) -> None:
+        self.close(CloseCode.NORMAL, "")
+
+
 class SocketIOEndpoint:
     """The :class:`~tidings.push.http.HttpHandler` mounted at ``/socket.io/``."""
 
@@ -236,6 +292,41 @@ class SocketIOEndpoint:
         self.ctx = ctx
         self.server = EngineServer(SioConnection, config or config_for(ctx))
         self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = _NEVER
+        settings = ctx.settings
+        #: Sessions without a verified token yet, oldest first, per address:
+        #: at most ``max_pending`` in all (the oldest is closed to make room)
+        #: and ``max_pending_per_ip`` per address.
+        self.pending: PendingTable[SioConnection] = PendingTable()
+        #: New sessions per address: sockets have their own bucket, but one
+        #: kept-alive socket can ask for any number of sessions.
+        self._rate = IpRateLimiter(settings.ip_rate, settings.ip_burst)
+
+    def _admit(self, peer: str, now: float) -> TidingsError | None:
+        """May ``peer`` start one more session? Makes room in a full pending pool."""
+        settings = self.ctx.settings
+        if settings.ip_rate > 0:
+            cap = settings.max_pending_per_ip
+            if cap and self.pending.count_for(peer) >= cap:
+                detail = "too many sessions without a token from this address"
+                return RateLimited(detail, retry_after=1)
+            if not self._rate.allow(peer, now):
+                wait = max(1, round(self._rate.retry_after(peer, now) + 0.5))
+                return RateLimited("too many new sessions from this address", retry_after=wait)
+        while len(self.pending) >= settings.max_pending:
+            # The oldest goes, at once and for good (no closing linger): it has
+            # had the longest to send its token.
+            oldest = next(iter(self.pending))
+            self.pending.remove(oldest)
+            self.ctx.counters.pending_evicted += 1
+            oldest.carry_out(oldest.drop(TOO_MANY_PENDING, now))
+        return None
+
+    def _opened(self, session: SioConnection, peer: str) -> None:
+        session._endpoint = self
+        session.peer = peer
+        self.pending.add(session, peer)
+        self._arm()
 
     def handle(self, request: Request, conn: HttpConnection) -> None:
         ctx = self.ctx
@@ -261,16 +352,19 @@ class SocketIOEndpoint:
                 ],
             )
             return
-        if conn.refusal is not None and _is_handshake(request.query):
+        now = ctx.now()
+        if _is_handshake(request.query):
             # Full, draining or rate-limited: no new sessions. Existing ones keep
             # polling over new sockets (their requests are not new clients).
-            conn.refuse(conn.refusal, headers=cors)
-            return
-        now = ctx.now()
+            refusal = conn.refusal or self._admit(request.peer, now)
+            if refusal is not None:
+                conn.refuse(refusal, headers=cors)
+                return
         session, out = self.server.handle_http(request.method, request.query, request.body, now)
         if session is not None and session._endpoint is None:
-            session._endpoint = self
-            self._arm()
+            self._opened(session, request.peer)
+        if session is not None and session.trusted:
+            ctx.settle(conn.transport)
         if out.hold:
             assert session is not None
             session.hold(conn, cors)
@@ -285,17 +379,27 @@ class SocketIOEndpoint:
 
     def _websocket(self, request: Request, conn: HttpConnection) -> None:
         now = self.ctx.now()
+        if _is_handshake(request.query) and conn.refusal is None:
+            # (A refused socket is answered by ``upgrade``: 1013 after the 101.)
+            refusal = self._admit(request.peer, now)
+            if refusal is not None:
+                conn.refuse(refusal)
+                return
         session, out = self.server.handle_websocket(request.query, now)
         if session is None:
-            assert out.response is not None
-            _respond(conn, out.response, (), close=True)
+            if out.response is not None:
+                _respond(conn, out.response, (), close=True)
+            else:
+                upgrade(self.ctx, request, conn, _ClosedAtOnce())
             return
         new = session._endpoint is None
         if new:
-            session._endpoint = self
-            self._arm()
+            self._opened(session, request.peer)
         socket = SioWebSocket(session, out.frames)
         if upgrade(self.ctx, request, conn, socket):
+            if session.trusted:
+                self.ctx.settle(socket.transport)
+            self._arm()  # the upgrade's deadline
             return
         # Refused at the handshake: undo what handle_websocket started.
         if session._ws is socket:
@@ -306,19 +410,33 @@ class SocketIOEndpoint:
         else:
             session.carry_out(session.ws_closed(now))
 
-    # -- the sessions' clock: one timer for all, only while there are sessions --
+    # -- the sessions' clock: one timer, at the earliest deadline of any session --
 
     def _arm(self) -> None:
-        if self._timer is None:
-            interval = self.ctx.settings.tick_interval
-            self._timer = self.ctx.loop.call_later(interval, self._tick)
+        """(Re)arm the timer for the earliest session deadline, if it moved earlier.
+
+        Called after every input (a deadline may have moved): each timer then
+        fires within a loop iteration of its deadline, not on a periodic tick.
+        """
+        at = self.server.next_wake()
+        if at == _NEVER:
+            return
+        timer = self._timer
+        if timer is not None:
+            if self._armed_at <= at:
+                return
+            timer.cancel()
+        self._armed_at = at
+        self._timer = self.ctx.loop.call_at(at, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
-        for session, out in self.server.tick(self.ctx.now()):
+        # uvloop's clock reads whole milliseconds: the deadline has come even if
+        # the clock says a fraction of one earlier.
+        now = max(self.ctx.now(), self._armed_at)
+        for session, out in self.server.tick(now):
             session.carry_out(out)
-        if self.server.sessions:
-            self._arm()
+        self._arm()
 
 
 def _is_handshake(query: str) -> bool:
@@ -337,10 +455,13 @@ def _respond(
         if name == "Content-Type":
             content_type = value
         elif name == "Connection":
-            close = value == "close"
+            close = close or value == "close"
         elif name != "Cache-Control":  # respond() always sends no-store
             headers.append((name, value))
     headers.extend(extra)
+    # An error ends the socket too: a client that errs reconnects anyway, and a
+    # kept-alive socket must not serve an endless loop of refused requests.
+    close = close or response.status >= 400
     conn.respond(
         response.status, response.body, content_type=content_type, headers=headers, close=close
     )

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import heapq
+import itertools
 import math
-import secrets
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final, Generic, NamedTuple, TypeVar
-from urllib.parse import parse_qsl
 
 import orjson
 
 from tidings.protocol.errors import BadMessage
+from tidings.push.query import query_pairs
 
 #: The ``EIO`` query value this server speaks; 3 (Socket.IO v2) is refused.
 PROTOCOL: Final = 4
@@ -31,6 +34,8 @@ RECORD_SEPARATOR: Final = "\x1e"
 #: Longest query string accepted on ``/socket.io/`` (sid, EIO, transport, t):
 #: a real client's is under 100 bytes.
 MAX_QUERY_BYTES: Final = 1024
+#: Most ``name=value`` fields in that query string.
+MAX_QUERY_FIELDS: Final = 16
 
 TRANSPORT_POLLING: Final = "polling"
 TRANSPORT_WEBSOCKET: Final = "websocket"
@@ -44,6 +49,10 @@ PARSE_ERROR: Final = "parse error"
 SERVER_CLOSE: Final = "forced close"
 PAYLOAD_TOO_LARGE: Final = "payload too large"
 SEND_BUFFER_FULL: Final = "send buffer full"
+#: The session sent packets faster than its budget (EngineConfig.packet_rate).
+TOO_MANY_PACKETS: Final = "too many packets"
+#: Closed without a token to make room for a newer session (max_pending).
+TOO_MANY_PENDING: Final = "too many sessions without a token"
 
 
 class PacketType(IntEnum):
@@ -170,6 +179,21 @@ class EngineConfig:
     connect_timeout: float = 10.0
     #: Open sessions at most; handshakes past it get 403 {"code": 4}.
     max_sessions: int = 10_000
+    #: Inbound packets a session may send: a token bucket of ``packet_burst``
+    #: refilled at ``packet_rate`` per second until the layer above calls
+    #: :meth:`EngineSession.trust` (a verified token), then ``trusted_packet_*``.
+    #: Past it the session ends with "too many packets" (no packet past the
+    #: budget is decoded). A real client sends CONNECT, maybe a subscribe, the
+    #: upgrade probe and ``5``, then a pong per ping interval and a refresh per
+    #: token lifetime: well under both.
+    packet_rate: float = 2.0
+    packet_burst: int = 16
+    trusted_packet_rate: float = 10.0
+    trusted_packet_burst: int = 64
+    #: A polling session closed before :meth:`EngineSession.trust` waits only
+    #: this long for the GET that carries its last packets (it holds nothing a
+    #: client needs; an abandoned handshake should cost little).
+    untrusted_close_timeout: float = 2.0
     allow_polling: bool = True
     allow_websocket: bool = True
     #: Offer polling sessions the upgrade to WebSocket.
@@ -196,6 +220,8 @@ _TOO_LARGE: Final = HttpResponse(413, (("Cache-Control", "no-store"),), b"")
 _JSON_HEADERS: Final = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
 
 _PING: Final = b"2"
+_PONG: Final = b"3"
+_PONGS: Final = frozenset({"3", b"3"})
 _PONG_PROBE: Final = b"3probe"
 _NOOP: Final = b"6"
 _CLOSE: Final = b"1"
@@ -270,15 +296,107 @@ class Output:
         return f"Output({fields})"
 
 
-# Session states.
-_OPEN: Final = 1
-_CLOSING: Final = 2  # polling only: waiting for the GET that takes the last packets
-_CLOSED: Final = 3
+class SessionTable(dict[str, Any]):
+    """The server's sessions by sid, and their deadlines in one heap.
 
-# Upgrade states of a polling session.
-_NO_UPGRADE: Final = 0
-_PROBING: Final = 1  # a WebSocket is attached, "2probe" not yet seen
-_UPGRADING: Final = 2  # "3probe" sent, waiting for "5"
+    A session reports each new ``wake_at`` (:meth:`wake`); entries it has since
+    moved are skipped when they come up, so the heap holds a few entries per
+    session (about two per ping interval) and :meth:`due` costs O(log n) per
+    deadline instead of a scan of every session per tick.
+    """
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._heap: list[tuple[float, int, EngineSession]] = []
+        self._seq = itertools.count()
+
+    def wake(self, session: EngineSession) -> None:
+        if session.wake_at < _NEVER:
+            heapq.heappush(self._heap, (session.wake_at, next(self._seq), session))
+
+    def next_wake(self) -> float:
+        """The earliest deadline of any session (``inf`` when none)."""
+        heap = self._heap
+        while heap and heap[0][0] != heap[0][2].wake_at:
+            heapq.heappop(heap)  # moved since, or finished
+        return heap[0][0] if heap else _NEVER
+
+    def due(self, now: float) -> list[EngineSession]:
+        """Every session whose deadline has come, each once."""
+        heap = self._heap
+        found: dict[int, EngineSession] = {}
+        while heap and heap[0][0] <= now:
+            at, _, session = heapq.heappop(heap)
+            if at == session.wake_at:
+                found[id(session)] = session
+        return list(found.values())
+
+
+class State(IntEnum):
+    """Where a session is in its life; :data:`STATE_CHANGES` lists every step."""
+
+    OPEN = 1
+    CLOSING = 2  # polling only: waiting for the GET that takes the last packets
+    CLOSED = 3
+
+
+class Upgrade(IntEnum):
+    """Where a polling session is in its upgrade; :data:`UPGRADE_CHANGES` lists every step."""
+
+    NONE = 0
+    PROBING = 1  # a WebSocket is attached, "2probe" not yet seen
+    UPGRADING = 2  # "3probe" sent, waiting for "5"
+
+
+#: Every change of :class:`State` a session may make, and when. Any other is a
+#: bug in this module: :meth:`EngineSession._enter` raises rather than go on.
+STATE_CHANGES: Final[dict[tuple[State, State], str]] = {
+    (State.OPEN, State.CLOSING): "closed by the server over polling: queued packets wait for a GET",
+    (State.OPEN, State.CLOSED): "closed over WebSocket, or a failure: forgotten at once",
+    (
+        State.CLOSING,
+        State.CLOSED,
+    ): "a GET took the last packets, the client closed, or close_timeout",
+}
+
+#: Every change of :class:`Upgrade`, and when (the same rule as STATE_CHANGES).
+UPGRADE_CHANGES: Final[dict[tuple[Upgrade, Upgrade], str]] = {
+    (Upgrade.NONE, Upgrade.PROBING): "a WebSocket for the session was accepted",
+    (Upgrade.PROBING, Upgrade.UPGRADING): "2probe arrived and 3probe was sent",
+    (
+        Upgrade.PROBING,
+        Upgrade.NONE,
+    ): "5 (now on WebSocket), or the probe failed, closed or timed out",
+    (
+        Upgrade.UPGRADING,
+        Upgrade.NONE,
+    ): "5 (now on WebSocket), or the probe failed, closed or timed out",
+}
+
+_OPEN: Final = State.OPEN
+_CLOSING: Final = State.CLOSING
+_CLOSED: Final = State.CLOSED
+_NO_UPGRADE: Final = Upgrade.NONE
+_PROBING: Final = Upgrade.PROBING
+_UPGRADING: Final = Upgrade.UPGRADING
+
+
+@functools.lru_cache(maxsize=16)
+def _open_tail(config: EngineConfig, upgrade: bool) -> bytes:
+    """The open packet after its sid: the same for every session of a config, so
+    encoded once (a new session's handshake is on the path of every client)."""
+    body = orjson.dumps(
+        {
+            "sid": "",
+            "upgrades": [TRANSPORT_WEBSOCKET] if upgrade else [],
+            "pingInterval": round(config.ping_interval * 1000),
+            "pingTimeout": round(config.ping_timeout * 1000),
+            "maxPayload": config.max_payload,
+        }
+    )
+    return body[len(b'{"sid":""') :]
 
 
 class EngineSession:
@@ -291,6 +409,7 @@ class EngineSession:
 
     __slots__ = (
         "_awaiting_pong",
+        "_budget_at",
         "_buffer",
         "_buffered",
         "_close_by",
@@ -302,6 +421,7 @@ class EngineSession:
         "config",
         "sid",
         "state",
+        "trusted",
         "wake_at",
         "websocket",
     )
@@ -310,7 +430,7 @@ class EngineSession:
         self,
         sid: str,
         config: EngineConfig,
-        table: dict[str, Any],
+        table: SessionTable,
         now: float,
         websocket: bool,
     ) -> None:
@@ -319,7 +439,7 @@ class EngineSession:
         #: True once packets travel as WebSocket frames: the server may then
         #: write a pre-encoded packet to the socket without calling the session.
         self.websocket = websocket
-        self.state = _OPEN
+        self.state: State = _OPEN
         #: Call :meth:`tick` at or after this time (monotonic seconds).
         self.wake_at = _NEVER
         #: The server's session table, left on the final close.
@@ -327,11 +447,16 @@ class EngineSession:
         self._buffer: list[bytes] | None = None
         self._buffered = 0
         self._poll_held = False
-        self._upgrade = _NO_UPGRADE
+        self._upgrade: Upgrade = _NO_UPGRADE
         self._awaiting_pong = False
         self._heartbeat_at = now + config.ping_interval
         self._upgrade_by = _NEVER
         self._close_by = _NEVER
+        #: The packet budget (EngineConfig.packet_rate) as one time (GCRA): the
+        #: budget is full at or before it, and each packet moves it 1/rate later.
+        self.trusted = False
+        self._budget_at = now
+        self._start_upper(now)
         self._reschedule()
 
     # -- what the server reads -------------------------------------------------
@@ -348,20 +473,17 @@ class EngineSession:
 
     def open_packet(self) -> bytes:
         """The handshake: the first GET's answer, or a WebSocket-only session's first frame."""
-        upgrades: list[str] = []
-        if not self.websocket and self.config.allow_upgrades and self.config.allow_websocket:
-            upgrades.append(TRANSPORT_WEBSOCKET)
-        return b"0" + orjson.dumps(
-            {
-                "sid": self.sid,
-                "upgrades": upgrades,
-                "pingInterval": round(self.config.ping_interval * 1000),
-                "pingTimeout": round(self.config.ping_timeout * 1000),
-                "maxPayload": self.config.max_payload,
-            }
-        )
+        config = self.config
+        upgrade = not self.websocket and config.allow_upgrades and config.allow_websocket
+        return b'0{"sid":' + orjson.dumps(self.sid) + _open_tail(config, upgrade)
 
     # -- inputs from the server ----------------------------------------------
+
+    def trust(self, now: float) -> None:
+        """The layer above verified the client: the larger packet budget, full."""
+        if not self.trusted:
+            self.trusted = True
+            self._budget_at = now
 
     def send_packet(self, packet: bytes, now: float) -> Output:
         """Queue one encoded Engine.IO packet (for example a pre-encoded event)."""
@@ -375,6 +497,9 @@ class EngineSession:
         """One WebSocket message: text (``str``, or UTF-8 ``bytes``) or ``binary``."""
         out = Output()
         if self.state != _OPEN or not (self.websocket or self._upgrade):
+            return out
+        if not self._charge(1, now, data in _PONGS):
+            self._end(TOO_MANY_PACKETS, now, out, flush=False)
             return out
         packet: Packet | None = None
         reason = PARSE_ERROR
@@ -407,7 +532,7 @@ class EngineSession:
         if self.websocket:
             self._end(TRANSPORT_CLOSE, now, out, flush=False)
         elif self._upgrade:
-            self._upgrade = _NO_UPGRADE
+            self._step_upgrade(_NO_UPGRADE)
             self._upgrade_by = _NEVER
             self._reschedule()
         return out
@@ -424,6 +549,12 @@ class EngineSession:
         """Close from the server side, delivering what is already queued first."""
         out = Output()
         self._end(reason, now, out, flush=True)
+        return out
+
+    def drop(self, reason: str, now: float) -> Output:
+        """Close at once, dropping what is queued: the session leaves the table now."""
+        out = Output()
+        self._end(reason, now, out, flush=False)
         return out
 
     def tick(self, now: float) -> Output:
@@ -480,6 +611,11 @@ class EngineSession:
             out.response = _TOO_LARGE
             self._end(PAYLOAD_TOO_LARGE, now, out, flush=False)
             return
+        # Counted before decoding: a 32 KiB body may hold 16,000 one-byte packets.
+        if not self._charge(body.count(b"\x1e") + 1, now, body == _PONG):
+            out.response = error_response(ErrorCode.BAD_REQUEST, TOO_MANY_PACKETS)
+            self._end(TOO_MANY_PACKETS, now, out, flush=False)
+            return
         try:
             packets = decode_payload(body.decode("utf-8"))
         except (UnicodeDecodeError, ProtocolError):
@@ -494,7 +630,7 @@ class EngineSession:
         self._flush(out)
 
     def _attach_websocket(self, now: float) -> None:
-        self._upgrade = _PROBING
+        self._step_upgrade(_PROBING)
         self._upgrade_by = now + self.config.upgrade_timeout
         self._reschedule()
 
@@ -513,6 +649,11 @@ class EngineSession:
         elif kind is PacketType.NOOP:
             pass
         elif kind is PacketType.CLOSE:
+            if self._poll_held:
+                # The client closed: its held GET ends with a noop, as the
+                # reference answers it (a close packet would tell it nothing).
+                self._poll_held = False
+                out.poll = poll_response(_NOOP)
             self._end(TRANSPORT_CLOSE, now, out, flush=False)
         elif kind is PacketType.PING:
             # v4: only the server pings (reference: "invalid heartbeat direction").
@@ -523,13 +664,13 @@ class EngineSession:
     def _on_probe_packet(self, packet: Packet, now: float, out: Output) -> None:
         if packet.type is PacketType.PING and packet.data == "probe":
             out.frames.append(_PONG_PROBE)
-            self._upgrade = _UPGRADING
+            self._step_upgrade(_UPGRADING)
             if self._poll_held and not self._buffer:
                 # Release the held GET so the client can pause polling.
                 self._poll_held = False
                 out.poll = poll_response(_NOOP)
         elif packet.type is PacketType.UPGRADE:
-            self._upgrade = _NO_UPGRADE
+            self._step_upgrade(_NO_UPGRADE)
             self._upgrade_by = _NEVER
             self.websocket = True
             if self._poll_held:
@@ -545,7 +686,7 @@ class EngineSession:
 
     def _abort_upgrade(self, out: Output) -> None:
         out.close_websocket = True
-        self._upgrade = _NO_UPGRADE
+        self._step_upgrade(_NO_UPGRADE)
         self._upgrade_by = _NEVER
         self._reschedule()
 
@@ -553,11 +694,38 @@ class EngineSession:
         """A message packet arrived; the layer above replaces this."""
         out.events.append(Message(data))
 
+    def _start_upper(self, now: float) -> None:
+        """The layer above's own state, set when the session starts (before its
+        first deadline is scheduled)."""
+
     def _tick_upper(self, now: float, out: Output) -> None:
         """Timers of the layer above (run by :meth:`tick`)."""
 
     def _upper_deadline(self) -> float:
         return _NEVER
+
+    def _charge(self, packets: int, now: float, pong: bool = False) -> bool:
+        """Take ``packets`` from the budget; False (nothing taken) when it is short.
+
+        A token bucket of ``burst`` filled at ``rate`` per second, kept as the
+        time it would be full again (the generic cell rate algorithm): one slot.
+        The pong to our own ping is free (its rate is ours: 1 / ping_interval,
+        which operators may set high); any other pong is charged.
+        """
+        if pong and self._awaiting_pong:
+            return True
+        config = self.config
+        if self.trusted:
+            rate, burst = config.trusted_packet_rate, config.trusted_packet_burst
+        else:
+            rate, burst = config.packet_rate, config.packet_burst
+        if rate <= 0:
+            return True
+        due = max(self._budget_at, now) + packets / rate
+        if due - now > burst / rate:
+            return False
+        self._budget_at = due
+        return True
 
     # -- buffers and closing ------------------------------------------------------
 
@@ -597,7 +765,7 @@ class EngineSession:
         out.events.append(Closed(reason))
         if self.websocket or self._upgrade:
             out.close_websocket = True
-            self._upgrade = _NO_UPGRADE
+            self._step_upgrade(_NO_UPGRADE)
         if self.websocket:
             self._finish()
             return
@@ -615,11 +783,13 @@ class EngineSession:
         # as the reference does: socket.io-client handles a payload's packets on
         # the next tick but a close packet at once, so in one payload the close
         # would overtake a DISCONNECT queued before it.
-        self.state = _CLOSING
+        self._enter(_CLOSING)
         self._awaiting_pong = False
         self._heartbeat_at = _NEVER
         self._upgrade_by = _NEVER
-        self._close_by = now + self.config.close_timeout
+        config = self.config
+        linger = config.close_timeout if self.trusted else config.untrusted_close_timeout
+        self._close_by = now + min(config.close_timeout, linger)
         self._reschedule()
         if self._poll_held:
             self._poll_held = False
@@ -632,8 +802,20 @@ class EngineSession:
         self._finish()
         return poll_response(_CLOSE)
 
+    def _enter(self, state: State) -> None:
+        if (self.state, state) not in STATE_CHANGES:
+            raise RuntimeError(f"Engine.IO session {self.state.name} -> {state.name}")
+        self.state = state
+
+    def _step_upgrade(self, upgrade: Upgrade) -> None:
+        if upgrade is not self._upgrade and (self._upgrade, upgrade) not in UPGRADE_CHANGES:
+            raise RuntimeError(f"Engine.IO upgrade {self._upgrade.name} -> {upgrade.name}")
+        self._upgrade = upgrade
+
     def _finish(self) -> None:
-        self.state = _CLOSED
+        if self.state is _CLOSED:
+            return
+        self._enter(_CLOSED)
         self._buffer = None
         self._buffered = 0
         self._poll_held = False
@@ -642,20 +824,55 @@ class EngineSession:
             del self._table[self.sid]
 
     def _reschedule(self) -> None:
+        before = self.wake_at
         if self.state == _OPEN:
             self.wake_at = min(self._heartbeat_at, self._upgrade_by, self._upper_deadline())
         elif self.state == _CLOSING:
             self.wake_at = self._close_by
         else:
             self.wake_at = _NEVER
+        if self.wake_at != before:
+            self._table.wake(self)
 
 
 S = TypeVar("S", bound=EngineSession)
 
 
-def _new_sid() -> str:
-    # 15 random bytes, 20 URL-safe characters: the reference's base64id size.
-    return secrets.token_urlsafe(15)
+#: Random bytes per id: 15, 20 URL-safe characters (the reference's base64id size).
+SID_BYTES: Final = 15
+#: Ids cut from one ``os.urandom`` read: a read per id is a system call and a
+#: base64 encoding each, on the path of every new session.
+SIDS_PER_READ: Final = 256
+
+
+class _SidPool:
+    """Session ids (and Socket.IO socket ids) cut from one large read of the OS's
+    random source; a forked child starts from a fresh read, never its parent's."""
+
+    __slots__ = ("_ids",)
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+
+    def take(self) -> str:
+        ids = self._ids
+        if not ids:
+            text = base64.urlsafe_b64encode(os.urandom(SID_BYTES * SIDS_PER_READ)).decode()
+            step = SID_BYTES * 4 // 3
+            ids.extend(text[i : i + step] for i in range(0, len(text), step))
+        return ids.pop()
+
+    def clear(self) -> None:
+        self._ids.clear()
+
+
+_SIDS = _SidPool()
+os.register_at_fork(after_in_child=_SIDS.clear)
+
+
+def new_sid() -> str:
+    """A fresh random id: 15 bytes from ``os.urandom``, 20 URL-safe characters."""
+    return _SIDS.take()
 
 
 def parse_query(query: str | bytes) -> dict[str, str]:
@@ -668,9 +885,24 @@ def parse_query(query: str | bytes) -> dict[str, str]:
         except UnicodeDecodeError:
             raise ProtocolError("query string is not ASCII") from None
     try:
-        return dict(parse_qsl(query, keep_blank_values=True, max_num_fields=16))
+        return dict(query_pairs(query, MAX_QUERY_FIELDS))
     except ValueError:
         raise ProtocolError("malformed query string") from None
+
+
+class _Refused(Exception):
+    """A request refused with an Engine.IO error; the caller frames it as an HTTP
+    answer or a refused WebSocket handshake."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+
+
+def _check_version(params: dict[str, str]) -> None:
+    if params.get("EIO") != "4":
+        raise _Refused(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
 
 
 class EngineServer(Generic[S]):
@@ -686,10 +918,11 @@ class EngineServer(Generic[S]):
         session_class: type[S],
         config: EngineConfig | None = None,
         *,
-        new_sid: Callable[[], str] = _new_sid,
+        new_sid: Callable[[], str] = new_sid,
     ) -> None:
         self.config = config or EngineConfig()
-        self.sessions: dict[str, S] = {}
+        #: Sessions by sid (values are of ``session_class``), with their deadlines.
+        self.sessions = SessionTable()
         self._session_class = session_class
         self._new_sid = new_sid
 
@@ -699,111 +932,113 @@ class EngineServer(Generic[S]):
         """A GET or POST on the path; ``body`` is the whole request body."""
         out = Output()
         try:
-            params = parse_query(query)
-        except ProtocolError:
-            out.response = error_response(ErrorCode.BAD_REQUEST)
+            return self._http(method, query, body, now, out), out
+        except _Refused as refused:
+            out.response = error_response(refused.code, refused.message)
             return None, out
-        transport = params.get("transport")
-        if transport not in self._transports():
-            out.response = error_response(ErrorCode.UNKNOWN_TRANSPORT)
+
+    def handle_websocket(self, query: str | bytes, now: float) -> tuple[S | None, Output]:
+        """A WebSocket handshake on the path, before answering it.
+
+        With ``response`` set, refuse the handshake with it. With no session but
+        ``close_websocket``, accept it and close the socket at once. Otherwise
+        accept, send ``frames``, and route the socket's messages and close to
+        the session.
+        """
+        out = Output()
+        try:
+            return self._websocket(query, now, out), out
+        except _Refused as refused:
+            out.response = websocket_error_response(refused.code, refused.message)
             return None, out
+
+    def _http(self, method: str, query: str | bytes, body: bytes, now: float, out: Output) -> S:
+        params = self._params(query)
         if "j" in params:  # JSONP polling (protocol v3 browsers only)
-            out.response = error_response(ErrorCode.BAD_REQUEST)
-            return None, out
+            raise _Refused(ErrorCode.BAD_REQUEST)
+        transport = params["transport"]
         sid = params.get("sid")
         if sid is not None:
-            session = self.sessions.get(sid)
-            if session is None or session.state == _CLOSED:
-                out.response = error_response(ErrorCode.UNKNOWN_SID)
-                return None, out
+            session = self._session(sid)
             if transport != TRANSPORT_POLLING or session.websocket:
-                out.response = error_response(ErrorCode.BAD_REQUEST)
-                return None, out
-            if params.get("EIO") != "4":
-                out.response = error_response(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
-                return None, out
+                raise _Refused(ErrorCode.BAD_REQUEST)
+            _check_version(params)
             if method == "GET":
                 session._get(now, out)
             elif method == "POST":
                 session._post(body, now, out)
             else:
                 out.response = error_response(ErrorCode.BAD_REQUEST)
-            return session, out
+            return session
         if method != "GET":
-            out.response = error_response(ErrorCode.BAD_HANDSHAKE_METHOD)
-            return None, out
+            raise _Refused(ErrorCode.BAD_HANDSHAKE_METHOD)
         if transport != TRANSPORT_POLLING:
-            out.response = error_response(ErrorCode.BAD_REQUEST)
-            return None, out
-        if params.get("EIO") != "4":
-            out.response = error_response(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
-            return None, out
-        if len(self.sessions) >= self.config.max_sessions:
-            out.response = error_response(ErrorCode.FORBIDDEN, "Server full")
-            return None, out
-        session = self._create(now, websocket=False)
+            raise _Refused(ErrorCode.BAD_REQUEST)
+        session = self._open(params, now, websocket=False)
         out.response = poll_response(session.open_packet())
-        return session, out
+        return session
 
-    def handle_websocket(self, query: str | bytes, now: float) -> tuple[S | None, Output]:
-        """A WebSocket handshake on the path, before answering it.
+    def _websocket(self, query: str | bytes, now: float, out: Output) -> S | None:
+        params = self._params(query)
+        if params["transport"] != TRANSPORT_WEBSOCKET:
+            raise _Refused(ErrorCode.BAD_REQUEST)
+        _check_version(params)
+        sid = params.get("sid")
+        if sid is not None:
+            session = self._session(sid)
+            if not self.config.allow_upgrades:
+                raise _Refused(ErrorCode.BAD_REQUEST)
+            if session.websocket or session._upgrade or session.state != _OPEN:
+                # Already upgraded, already upgrading, or closing: as the
+                # reference does, accept the handshake, then close that socket.
+                out.close_websocket = True
+                return None
+            session._attach_websocket(now)
+            return session
+        session = self._open(params, now, websocket=True)
+        out.frames.append(session.open_packet())
+        return session
 
-        With ``response`` set, refuse the handshake with it. Otherwise accept, send
-        ``frames``, and route the socket's messages and close to the session.
-        """
-        out = Output()
+    def _params(self, query: str | bytes) -> dict[str, str]:
+        """The query, with a ``transport`` this server allows."""
         try:
             params = parse_query(query)
         except ProtocolError:
-            out.response = websocket_error_response(ErrorCode.BAD_REQUEST)
-            return None, out
-        transport = params.get("transport")
-        if transport not in self._transports():
-            out.response = websocket_error_response(ErrorCode.UNKNOWN_TRANSPORT)
-            return None, out
-        if transport != TRANSPORT_WEBSOCKET:
-            out.response = websocket_error_response(ErrorCode.BAD_REQUEST)
-            return None, out
-        if params.get("EIO") != "4":
-            out.response = websocket_error_response(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
-            return None, out
-        sid = params.get("sid")
-        if sid is not None:
-            session = self.sessions.get(sid)
-            if session is None or session.state == _CLOSED:
-                out.response = websocket_error_response(ErrorCode.UNKNOWN_SID)
-                return None, out
-            if (
-                session.websocket
-                or session._upgrade
-                or session.state != _OPEN
-                or not self.config.allow_upgrades
-            ):
-                # Already upgraded, already upgrading, or closing.
-                out.response = websocket_error_response(ErrorCode.BAD_REQUEST)
-                return None, out
-            session._attach_websocket(now)
-            return session, out
+            raise _Refused(ErrorCode.BAD_REQUEST) from None
+        if params.get("transport") not in self._transports():
+            raise _Refused(ErrorCode.UNKNOWN_TRANSPORT)
+        return params
+
+    def _session(self, sid: str) -> S:
+        session: S | None = self.sessions.get(sid)
+        if session is None or session.state == _CLOSED:
+            raise _Refused(ErrorCode.UNKNOWN_SID)
+        return session
+
+    def _open(self, params: dict[str, str], now: float, *, websocket: bool) -> S:
+        """A new session, if the protocol is ours and there is room."""
+        _check_version(params)
         if len(self.sessions) >= self.config.max_sessions:
-            out.response = websocket_error_response(ErrorCode.FORBIDDEN, "Server full")
-            return None, out
-        session = self._create(now, websocket=True)
-        out.frames.append(session.open_packet())
-        return session, out
+            raise _Refused(ErrorCode.FORBIDDEN, "Server full")
+        return self._create(now, websocket=websocket)
 
     def tick(self, now: float) -> list[tuple[S, Output]]:
-        """Run every due session's timers; call it often (for example every 0.5 s)."""
-        due = [s for s in self.sessions.values() if s.wake_at <= now]
+        """Run every due session's timers; call it at :meth:`next_wake` (or often)."""
         results: list[tuple[S, Output]] = []
-        for session in due:
+        for session in self.sessions.due(now):
             out = session.tick(now)
             if out:
-                results.append((session, out))
+                results.append((session, out))  # type: ignore[arg-type]
         return results
+
+    def next_wake(self) -> float:
+        """When :meth:`tick` next has work (monotonic seconds; ``inf``: never)."""
+        return self.sessions.next_wake()
 
     def end_all(self, reason: str, now: float) -> list[tuple[S, Output]]:
         """Close every session (shutdown), delivering what is queued."""
-        return [(s, s.end(reason, now)) for s in list(self.sessions.values())]
+        sessions: list[S] = list(self.sessions.values())
+        return [(s, s.end(reason, now)) for s in sessions]
 
     def _transports(self) -> tuple[str, ...]:
         allowed: tuple[str, ...] = ()

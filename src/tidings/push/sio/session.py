@@ -7,10 +7,9 @@ payload. Sans-I/O like the layers below: the server moves the bytes.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import orjson
 
@@ -23,6 +22,7 @@ from tidings.push.sio.engineio import (
     EngineSession,
     Output,
     ProtocolError,
+    new_sid,
 )
 from tidings.push.sio.socketio import (
     DEFAULT_NAMESPACE,
@@ -70,12 +70,23 @@ class Refresh:
 
 
 @dataclass(frozen=True, slots=True)
-class Invalid:
+class InvalidEvent:
     """A well-framed event that is not a valid tidings message; the server decides
     what to answer (as on ``/ws``: an ``error`` message, perhaps a close)."""
 
     error: BadMessage
 
+
+def _token_and_projects(body: dict[str, object], kind: ClientType) -> tuple[str, dict[int, int]]:
+    """A Socket.IO message object judged as the same message on ``/ws`` would be
+    (one parser). Its re-encoding refuses nesting past 255 levels, which the
+    decoder took: that is a bad message too, not an error of the server's."""
+    try:
+        encoded = orjson.dumps({**body, "type": kind})
+    except orjson.JSONEncodeError:
+        raise BadMessage("message nested too deeply") from None
+    _, token, projects = parse_client_message(encoded)
+    return token, projects
 
 class SioSession(EngineSession):
     """One client: an Engine.IO session with the Socket.IO namespace ``/`` on top.
@@ -85,19 +96,12 @@ class SioSession(EngineSession):
 
     __slots__ = ("_connected", "_handshake_by")
 
-    def __init__(
-        self,
-        sid: str,
-        config: EngineConfig,
-        table: dict[str, Any],
-        now: float,
-        websocket: bool,
-    ) -> None:
+    def _start_upper(self, now: float) -> None:
         self._connected = False
-        #: Until CONNECT: the connect timeout; a subclass may reuse it (see
-        #: :meth:`_handshake_expired`) and set it again after CONNECT.
-        self._handshake_by = now + config.connect_timeout
-        super().__init__(sid, config, table, now, websocket)
+        #: The connect timeout, counted from the session's start and kept after
+        #: CONNECT: a subclass that also wants a token by then says so in
+        #: :meth:`_handshake_expired` (an abandoned handshake must cost little).
+        self._handshake_by = now + self.config.connect_timeout
 
     @property
     def connected(self) -> bool:
@@ -164,9 +168,7 @@ class SioSession(EngineSession):
         subscribe: Subscribe | None = None
         if auth and "token" in auth:
             try:
-                _, token, projects = parse_client_message(
-                    orjson.dumps({**auth, "type": ClientType.SUBSCRIBE})
-                )
+                token, projects = _token_and_projects(auth, ClientType.SUBSCRIBE)
             except BadMessage as exc:
                 # Refused like a failed middleware: connect_error on the client.
                 error = encode_packet(PacketType.CONNECT_ERROR, {"message": exc.detail})
@@ -174,9 +176,9 @@ class SioSession(EngineSession):
                 return
             subscribe = Subscribe(token, projects)
         self._connected = True
-        self._handshake_by = _NEVER
-        self._reschedule()
-        answer = encode_packet(PacketType.CONNECT, {"sid": secrets.token_urlsafe(15)})
+        # encode_packet(CONNECT, {"sid": ...}) written out: a sid is URL-safe
+        # base64, nothing in it to escape.
+        answer = f'0{{"sid":"{new_sid()}"}}'
         self._queue_sio(answer, now, out)
         out.events.append(_CONNECTED)
         if subscribe is not None:
@@ -188,19 +190,19 @@ class SioSession(EngineSession):
         try:
             kind = ClientType(name)
         except ValueError:
-            out.events.append(Invalid(BadMessage(f"unknown event {name!r}")))
+            out.events.append(InvalidEvent(BadMessage(f"unknown event {name!r}")))
             return
         if len(args) != 2 or not isinstance(args[1], dict):
-            out.events.append(Invalid(BadMessage("an event carries one message object")))
+            out.events.append(InvalidEvent(BadMessage("an event carries one message object")))
             return
         body = args[1]
         if body.get("type", kind.value) != kind.value:
-            out.events.append(Invalid(BadMessage("'type' differs from the event name")))
+            out.events.append(InvalidEvent(BadMessage("'type' differs from the event name")))
             return
         try:
-            _, token, projects = parse_client_message(orjson.dumps({**body, "type": kind}))
+            token, projects = _token_and_projects(body, kind)
         except BadMessage as exc:
-            out.events.append(Invalid(exc))
+            out.events.append(InvalidEvent(exc))
             return
         if packet.id is not None:
             # The ack means "received"; the answer comes as a subscribed/error event.
@@ -221,7 +223,8 @@ class SioSession(EngineSession):
             self._handshake_expired(now, out)
 
     def _handshake_expired(self, now: float, out: Output) -> None:
-        """``_handshake_by`` passed: without CONNECT, the session ends."""
+        """``_handshake_by`` passed: without CONNECT, the session ends (after
+        CONNECT this layer has nothing more to wait for)."""
         if not self._connected:
             self._end(CONNECT_TIMEOUT, now, out, flush=True)
 

@@ -1,17 +1,20 @@
 // The admin page: push flags (kill switch, rollout percentage, per-project overrides)
-// through /api/admin/flags, and live figures from /api/admin/stats drawn as small charts.
-// The API refuses non-admins on its own; the page says so plainly instead of failing.
+// through /api/admin/flags, and live figures from /api/admin/stats drawn as charts over the
+// last two minutes. Flags are read again with every stats read, so a change made on another
+// admin page shows here within STATS_EVERY_MS. The API refuses non-admins on its own; the
+// page says so plainly instead of failing.
 
 import { api, ApiError } from "./api.js";
 import { h, replace } from "./dom.js";
 import { signInView } from "./views/sign-in.js";
 import { Notices } from "./views/notices.js";
-import { sparkline, stackedBar } from "./views/charts.js";
-import { History, TRANSPORTS } from "./stats.js";
+import { stackedBar, timeChart } from "./views/charts.js";
+import { History, TRANSPORTS, WINDOW_S } from "./stats.js";
 
-/** Seconds between stats reads; the charts keep HISTORY of them (two minutes). */
+/** Milliseconds between stats (and flags) reads; the charts keep HISTORY of them (two minutes). */
 const STATS_EVERY_MS = 2000;
 const HISTORY = 60;
+const CHART_WINDOW_S = (HISTORY * STATS_EVERY_MS) / 1000;
 const COLORS = { ws: "#2563eb", sse: "#16a34a", socketio: "#d97706", a: "#2563eb", b: "#d97706", c: "#7c3aed" };
 const TRANSPORT_NAMES = { ws: "WebSocket", sse: "SSE", socketio: "Socket.IO" };
 
@@ -103,6 +106,23 @@ class AdminPage {
     }
   }
 
+  /**
+   * Flags changed elsewhere (another admin page, `tidings flags`): shown when they differ
+   * from what is shown, unless the user is in the middle of editing one here.
+   */
+  async refreshFlags() {
+    let flags;
+    try {
+      flags = await api.flags();
+    } catch (err) {
+      return; // the stats line already says when the app cannot be read
+    }
+    if (JSON.stringify(flags) === this.shownFlags) return;
+    if (this.flagsEl.contains(document.activeElement) && document.activeElement.matches("input[type=number], input[type=range]")) return;
+    this.renderFlags(flags);
+    this.notices.show("flags", "Push flags were changed elsewhere; now showing the new values.", { kind: "info" });
+  }
+
   async changeFlags(changes, done) {
     try {
       const flags = await api.setFlags(changes);
@@ -115,6 +135,7 @@ class AdminPage {
   }
 
   renderFlags(flags) {
+    this.shownFlags = JSON.stringify(flags);
     const kill = h("input", {
       type: "checkbox",
       checked: flags.enabled,
@@ -213,6 +234,7 @@ class AdminPage {
       this.renderStats(sample);
       this.statsEl.dataset.samples = String(this.history.points.length);
     }
+    await this.refreshFlags();
     this.statsTimer = setTimeout(() => this.pollStats(), STATS_EVERY_MS);
   }
 
@@ -256,7 +278,14 @@ class AdminPage {
     const hist = this.history;
     this.updatedEl.textContent = `updated ${new Date((sample.ts || Date.now() / 1000) * 1000).toLocaleTimeString()}`;
     const conn = now.connections;
+    const times = hist.times();
+    const chart = (series, unit, label, max = null) => timeChart(series, { times, windowS: CHART_WINDOW_S, unit, label, max });
     const connSeries = TRANSPORTS.map((t) => ({ values: hist.points.map((p) => p.connections[t]), color: COLORS[t] }));
+    const over = `over the last ${WINDOW_S} s`;
+    const staleNote =
+      now.stalenessCount === null
+        ? "this app reports no recent window"
+        : `from ${now.stalenessCount} client report${now.stalenessCount === 1 ? "" : "s"} in the last ${fmt(now.stalenessWindowS, 0)} s`;
     const figures = h(
       "div",
       { class: "figures", "data-testid": "figures" },
@@ -264,45 +293,58 @@ class AdminPage {
         "Connections",
         String(conn.total),
         "open",
-        sparkline(connSeries, { label: "connections by transport" }),
+        chart(connSeries, "open", "Connections by transport"),
         this.legend(TRANSPORTS.map((t) => [COLORS[t], `${TRANSPORT_NAMES[t]} ${conn[t]}`])),
         "figure-connections",
       ),
-      this.figure("Pokes sent", fmt(now.pokesPerSecond), "/s", sparkline([{ values: hist.series("pokesPerSecond"), color: COLORS.a, fill: true }], { label: "pokes per second" }), null, "figure-pokes"),
+      this.figure(
+        "Pokes sent",
+        fmt(now.pokesPerSecond),
+        "/s",
+        chart([{ values: hist.series("pokesPerSecond"), color: COLORS.a, fill: true }], "/s", "Pokes sent per second"),
+        h("span", { class: "figure-note" }, over),
+        "figure-pokes",
+      ),
       this.figure(
         "Polls",
         fmt(sum2(now.pollsUpToDate, now.pollsWithEvents)),
         "/s",
-        sparkline(
+        chart(
           [
             { values: hist.series("pollsUpToDate"), color: COLORS.a },
             { values: hist.series("pollsWithEvents"), color: COLORS.b },
           ],
-          { label: "polls per second" },
+          "/s",
+          "Polls per second",
         ),
-        this.legend([
-          [COLORS.a, `up to date ${fmt(now.pollsUpToDate)}`],
-          [COLORS.b, `with events ${fmt(now.pollsWithEvents)}`],
-        ]),
+        [
+          ...this.legend([
+            [COLORS.a, `up to date ${fmt(now.pollsUpToDate)}`],
+            [COLORS.b, `with events ${fmt(now.pollsWithEvents)}`],
+          ]),
+          h("span", { class: "figure-note" }, over),
+        ],
         "figure-polls",
       ),
       this.figure(
         "Staleness",
         now.stalenessP50 === null ? "–" : `${fmt(now.stalenessP50, 0)} / ${fmt(now.stalenessP99, 0)}`,
         "ms p50 / p99",
-        sparkline(
+        chart(
           [
             { values: hist.series("stalenessP50"), color: COLORS.a },
             { values: hist.series("stalenessP99"), color: COLORS.c },
           ],
-          { label: "staleness" },
+          "ms",
+          "Staleness p50 and p99",
         ),
         [
+          h("span", { class: "figure-note", "data-testid": "staleness-samples", "data-count": now.stalenessCount ?? "" }, staleNote),
           ...this.legend([
             [COLORS.a, "p50"],
             [COLORS.c, "p99"],
           ]),
-          ...Object.entries(now.stalenessByVia).map(([via, q]) => h("span", {}, `${via}: ${fmt(q.p50, 0)} / ${fmt(q.p99, 0)} ms`)),
+          ...Object.entries(now.stalenessByVia).map(([via, q]) => h("span", {}, `${via}: ${fmt(q.p50, 0)} / ${fmt(q.p99, 0)} ms (${q.count ?? 0})`)),
         ],
         "figure-staleness",
       ),
@@ -310,18 +352,18 @@ class AdminPage {
         "Missed pokes",
         now.missedPokeRate === null ? "–" : fmt(now.missedPokeRate * 100, 2),
         "% of polls",
-        sparkline([{ values: hist.series("missedPokeRate").map((v) => (v === null ? null : v * 100)), color: "#dc2626", fill: true }], { label: "missed-poke rate" }),
-        null,
+        chart([{ values: hist.series("missedPokeRate").map((v) => (v === null ? null : v * 100)), color: "#dc2626", fill: true }], "%", "Missed-poke rate"),
+        h("span", { class: "figure-note" }, over),
         "figure-missed",
       ),
-      this.figure("Broker heartbeat age", fmt(now.heartbeatAge), "s (oldest)", sparkline([{ values: hist.series("heartbeatAge"), color: "#7c3aed", fill: true }], { label: "heartbeat age" }), null, "figure-heartbeat"),
+      this.figure("Broker heartbeat age", fmt(now.heartbeatAge), "s (oldest)", chart([{ values: hist.series("heartbeatAge"), color: "#7c3aed", fill: true }], "s", "Broker heartbeat age"), null, "figure-heartbeat"),
     );
     const servers = sample.push_servers || [];
     const most = Math.max(1, ...servers.map((s) => TRANSPORTS.reduce((a, t) => a + ((s.connections || {})[t] || 0), 0)));
     const table = h(
       "table",
       { class: "servers", "data-testid": "push-servers" },
-      h("thead", {}, h("tr", {}, ["Push server", "State", "WebSocket", "SSE", "Socket.IO", "", "Pokes sent", "Broker heartbeat", "Last report"].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["Push server", "State", "WebSocket", "SSE", "Socket.IO", "Connections", "Pokes sent", "Broker heartbeat", "Last report"].map((t) => h("th", {}, t)))),
       h(
         "tbody",
         {},

@@ -34,15 +34,22 @@ export async function request(method, path, { body, headers = {} } = {}) {
     if (csrf) h[CSRF_HEADER] = csrf;
     if (body !== undefined) h["Content-Type"] = "application/json";
   }
-  let response;
-  try {
-    response = await fetch(path, {
+  return answer(
+    fetch(path, {
       method,
       headers: h,
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
       signal: AbortSignal.timeout(TIMEOUT_MS),
-    });
+    }),
+  );
+}
+
+/** A response on its way: its JSON body (null for 204), or ApiError / NetworkError. */
+export async function answer(pending) {
+  let response;
+  try {
+    response = await pending;
   } catch (err) {
     throw new NetworkError(err && err.message ? err.message : "network error");
   }
@@ -61,6 +68,8 @@ export const api = {
   me: () => request("GET", "/api/me"),
   signIn: (email, password) => request("POST", "/api/session", { body: { email, password } }),
   signOut: () => request("DELETE", "/api/session"),
+  createProject: (name, key) =>
+    request("POST", "/api/projects", { body: { name }, headers: key ? { "Idempotency-Key": key } : {} }),
   snapshot: (project) => request("GET", `/api/projects/${project}`),
   command: (project, command, { expectedVersion, key } = {}) =>
     request("POST", `/api/projects/${project}/commands`, {
@@ -71,6 +80,17 @@ export const api = {
   setFlags: (changes) => request("PUT", "/api/admin/flags", { body: changes }),
   stats: () => request("GET", "/api/admin/stats"),
 };
+
+/**
+ * The requests index.html's inline script made as the page was parsed, {me, project,
+ * snapshot}: promises of {status, ok, json()} (as from fetch, the body already parsed),
+ * once; null when it did not run or they were taken.
+ */
+export function takeEarly() {
+  const early = globalThis.tidingsEarly || null;
+  globalThis.tidingsEarly = null;
+  return early;
+}
 
 /** A fresh Idempotency-Key: retries of one user action share it, so it applies once. */
 export function idempotencyKey() {

@@ -47,8 +47,9 @@ export function nextSteps(state) {
 }
 
 export class BoardModel {
-  constructor(snapshot) {
-    this.state = structuredClone(snapshot);
+  /** `owned`: the caller hands the snapshot over (a fresh parse), so it is not copied. */
+  constructor(snapshot, { owned = false } = {}) {
+    this.state = owned ? snapshot : structuredClone(snapshot);
   }
 
   get version() {

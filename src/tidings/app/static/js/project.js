@@ -18,6 +18,12 @@ function story(state, storyId) {
   return state.stories[index];
 }
 
+/** A new state; `accepted_at` is when the story last became accepted (null unless it is). Only a change of state touches it. */
+function setState(s, state, ts) {
+  if (state !== s.state) s.accepted_at = state === "accepted" ? ts : null;
+  s.state = state;
+}
+
 function insertBefore(items, item, beforeId) {
   const index = beforeId === null || beforeId === undefined ? -1 : find(items, "id", beforeId);
   if (index < 0) items.push(item);
@@ -65,12 +71,13 @@ export function applyInPlace(state, event) {
       for (const s of state.stories) if (s.owner_id === data.user_id) s.owner_id = null;
       break;
     case "story_created": {
-      const created = { ...structuredClone(data.story), created_at: ts, updated_at: ts, comments: [], tasks: [] };
+      const created = { ...structuredClone(data.story), created_at: ts, updated_at: ts, accepted_at: data.story.state === "accepted" ? ts : null, comments: [], tasks: [] };
       insertBefore(state.stories, created, data.before_id);
       break;
     }
     case "story_updated": {
       const s = story(state, data.story_id);
+      if ("state" in data.changes) setState(s, data.changes.state, ts);
       Object.assign(s, structuredClone(data.changes));
       s.updated_at = ts;
       break;
@@ -78,7 +85,7 @@ export function applyInPlace(state, event) {
     case "story_moved": {
       const index = at(state.stories, data.story_id, "story");
       const [moved] = state.stories.splice(index, 1);
-      if (data.state !== null && data.state !== undefined) moved.state = data.state;
+      if (data.state !== null && data.state !== undefined) setState(moved, data.state, ts);
       moved.updated_at = ts;
       insertBefore(state.stories, moved, data.before_id);
       break;
@@ -104,6 +111,11 @@ export function applyInPlace(state, event) {
     case "task_added":
       story(state, data.story_id).tasks.push(structuredClone(data.task));
       break;
+    case "task_edited": {
+      const tasks = story(state, data.story_id).tasks;
+      tasks[at(tasks, data.task_id, "task")].text = data.text;
+      break;
+    }
     case "task_completed": {
       const tasks = story(state, data.story_id).tasks;
       tasks[at(tasks, data.task_id, "task")].done = data.done;

@@ -1,6 +1,10 @@
 // The sync indicator: what the sync controller last said (its `status` actions, relayed
 // by tidings-client.js), the version shown, and how long since the board last heard
-// from the app. It never infers the status from anything else.
+// from the app. It never infers the status from anything else, with one exception:
+// while push is being (re)connected, on page load or when the kill switch lets it back,
+// the controller says "push unavailable" until the connection is up (usually well under
+// a second); the indicator says "Connecting…" then, and only says "unavailable" if push
+// is still not up CONNECT_GRACE_MS later. data-status keeps the controller's word.
 
 import { h, ago } from "../dom.js";
 
@@ -12,8 +16,14 @@ export const STATUS_TEXT = {
   offline: "Offline, retrying",
 };
 
+/** How long push may take to come up before the indicator calls it unavailable. */
+export const CONNECT_GRACE_MS = 3000;
+
+/** States after which "push unavailable" means "not connected yet", not a verdict. */
+const CONNECTING_AFTER = ["starting", "polling_push_off"];
+
 const STATUS_HELP = {
-  starting: "Loading the client configuration.",
+  starting: "Connecting to the app and its push server.",
   live: "Changes arrive as soon as they are made.",
   polling_push_off: "Push is switched off for this project; the board polls the app.",
   polling_push_unavailable: "The push server cannot be reached; the board polls the app more often meanwhile.",
@@ -25,12 +35,14 @@ export class SyncStatus {
     this.now = now;
     this.lastSync = null;
     this.dot = h("span", { class: "sync-dot", "aria-hidden": "true" });
-    this.label = h("span", { class: "sync-label", "data-testid": "sync-label" }, STATUS_TEXT.starting);
+    // The live region is the label alone: a screen reader hears state changes, not the
+    // version and the "synced N s ago" ticker, which change all the time.
+    this.label = h("span", { class: "sync-label", "data-testid": "sync-label", role: "status", "aria-live": "polite" }, STATUS_TEXT.starting);
     this.version = h("span", { class: "sync-version", "data-testid": "project-version" }, "–");
     this.age = h("span", { class: "sync-age", "data-testid": "sync-age" }, "");
     this.el = h(
       "div",
-      { class: "sync-status", "data-testid": "sync-status", "data-status": "starting", role: "status", "aria-live": "polite" },
+      { class: "sync-status", "data-testid": "sync-status", "data-status": "starting" },
       this.dot,
       this.label,
       h("span", { class: "sync-sep" }, "·"),
@@ -43,9 +55,24 @@ export class SyncStatus {
   }
 
   setStatus(status) {
+    const before = this.el.dataset.shown;
     this.el.dataset.status = status;
-    this.label.textContent = STATUS_TEXT[status] || status;
-    this.el.title = STATUS_HELP[status] || "";
+    clearTimeout(this.grace);
+    if (status === "polling_push_unavailable" && (CONNECTING_AFTER.includes(before) || before === "connecting")) {
+      if (before !== "connecting") this.show("connecting", STATUS_TEXT.starting, STATUS_HELP.starting);
+      this.grace = setTimeout(() => {
+        if (this.el.dataset.status === status) this.show(status, STATUS_TEXT[status], STATUS_HELP[status]);
+      }, CONNECT_GRACE_MS);
+      return;
+    }
+    this.show(status, STATUS_TEXT[status] || status, STATUS_HELP[status] || "");
+  }
+
+  /** What the indicator says (data-shown, the label, the tooltip). */
+  show(shown, text, help) {
+    this.el.dataset.shown = shown;
+    this.label.textContent = text;
+    this.el.title = help;
   }
 
   setTransport(transport) {
@@ -69,6 +96,7 @@ export class SyncStatus {
 
   destroy() {
     clearInterval(this.timer);
+    clearTimeout(this.grace);
     this.el.remove();
   }
 }
