@@ -10,7 +10,12 @@ benchmark's own database (and its commits) are counted, so the shared server's
 other traffic is out. Needs read access to the server's ``pg_wal`` (run it as
 the database's owner or root, on the database's machine).
 
-    .venv/bin/python bench/wal_records.py [--stories 3000] [--commands 40]
+    .venv/bin/python bench/wal_records.py [--stories 3000] [--commands 40] \
+        [--wal-compression off,lz4]
+
+``--wal-compression`` runs the whole measurement once per value of the server's
+``wal_compression`` (set on the benchmark's own database, so its sessions
+compress the page images they log), each on a fresh database.
 
 Writes bench/results/wal_records.json and .png.
 """
@@ -86,7 +91,7 @@ def split(waldump_bin: str, pg_wal: str, start: str, end: str, dboid: int) -> di
     return {"bytes": total, "images": images, "image_bytes": image_bytes, "kinds": dict(kinds)}
 
 
-async def run(url: str, stories: int, commands: int) -> dict[str, Any]:
+async def run(url: str, stories: int, commands: int, wal_compression: str) -> dict[str, Any]:
     from tidings.domain import commands as c
     from tidings.domain.decide import KnownUser
     from tidings.store.accounts import Accounts
@@ -94,9 +99,12 @@ async def run(url: str, stories: int, commands: int) -> dict[str, Any]:
     from tidings.store.events import EventStore
     from tidings.store.migrate import upgrade
 
-    engines = create_engines(url)
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     admin = await asyncpg.connect(dsn)
+    name = await admin.fetchval("SELECT current_database()")
+    # Sessions opened from here on (the store's) take it; the admin's own does not write.
+    await admin.execute(f"ALTER DATABASE {name} SET wal_compression = '{wal_compression}'")
+    engines = create_engines(url)
     try:
         dboid = await admin.fetchval(
             "SELECT oid FROM pg_database WHERE datname = current_database()"
@@ -191,14 +199,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stories", type=int, default=3000)
     parser.add_argument("--commands", type=int, default=40)
+    parser.add_argument(
+        "--wal-compression", default="off", help="comma-separated wal_compression values"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "wal_records")
     args = parser.parse_args()
     machine = describe()
-    pg = Postgres()
-    try:
-        windows = asyncio.run(run(pg.url, args.stories, args.commands))
-    finally:
-        pg.stop()
+    windows: dict[str, Any] = {}
+    for mode in args.wal_compression.split(","):
+        pg = Postgres()
+        try:
+            got = asyncio.run(run(pg.url, args.stories, args.commands, mode))
+        finally:
+            pg.stop()
+        suffix = "" if mode == "off" else f" wal_compression={mode}"
+        windows.update({f"{key}{suffix}": value for key, value in got.items()})
     data = {
         "benchmark": "wal_records",
         "machine": machine,
