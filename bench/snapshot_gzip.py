@@ -4,6 +4,10 @@ A snapshot shaped like the app's (``GET /api/projects/{id}``: every story with i
 comments and tasks, encoded with orjson as the app does) of ``--stories`` stories
 with tracker-like text, compressed at each zlib level: wire size, ratio and the
 median CPU time of ``--repeat`` runs. The app's choice is ``tidings.app.compression.LEVEL``.
+Beside it, at that level, the stream the app sends: runs of stories deflated
+apart and kept (store/gzblocks.py), at several mean run lengths: its size against
+the single stream's, the time to make every run (a project's first GET) and to
+remake the stream after one story changed (a GET right after an update).
 Writes bench/results/snapshot_gzip.json and .png.
 
     .venv/bin/python bench/snapshot_gzip.py [--stories 10000] [--repeat 5]
@@ -27,6 +31,7 @@ from machine import describe
 from report import save
 
 from tidings.app.compression import LEVEL
+from tidings.store import gzblocks
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORDS = [
@@ -118,6 +123,44 @@ def snapshot(stories: int, rng: random.Random) -> bytes:
     )
 
 
+def blocks(raw: bytes, single: int, repeat: int, rng: random.Random) -> list[dict[str, Any]]:
+    """The kept-runs stream of ``raw`` at the app's level, per mean run length."""
+    doc = orjson.loads(raw)
+    bodies = {story["id"]: orjson.dumps(story) for story in doc["stories"]}
+    order = list(bodies)
+    head = raw[: raw.index(b'"stories":[') + len(b'"stories":[')]
+    tail = b"]}"
+    assert head + b",".join(bodies.values()) + tail == raw
+    rows = []
+    for mean in (32, 64, gzblocks.MEAN_STORIES, 256):
+        packer = gzblocks.Blocks(mean)
+        started = time.perf_counter()
+        packed = packer.gzip(head, order, bodies, tail, LEVEL)
+        first_ms = (time.perf_counter() - started) * 1000
+        times = []
+        for n in range(max(repeat, 10)):
+            sid = rng.choice(order)
+            packer.forget([sid])
+            bodies[sid] = bodies[sid].replace(b'"title":"', b'"title":"%d ' % n, 1)
+            started = time.perf_counter()
+            packed = packer.gzip(head, order, bodies, tail, LEVEL)
+            times.append((time.perf_counter() - started) * 1000)
+        row = {
+            "mean_stories": mean,
+            "bytes": len(packed),
+            "vs_single_stream": round(len(packed) / single, 3),
+            "first_ms": round(first_ms, 1),
+            "after_update_median_ms": round(statistics.median(times), 2),
+        }
+        rows.append(row)
+        print(
+            f"runs of ~{mean} stories: {len(packed) / 1e6:.3f} MB ({row['vs_single_stream']}x the"
+            f" single stream), all runs {row['first_ms']} ms, after an update"
+            f" {row['after_update_median_ms']} ms"
+        )
+    return rows
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -171,6 +214,8 @@ def main() -> int:
         print(
             f"level {level}: {len(packed) / 1e6:.3f} MB (x{row['ratio']}) in {row['median_ms']} ms"
         )
+    single = next(row["bytes"] for row in levels if row["level"] == LEVEL)
+    runs = blocks(raw, single, args.repeat, random.Random(11))
     results = {
         "benchmark": "snapshot_gzip",
         "machine": describe(),
@@ -178,6 +223,7 @@ def main() -> int:
         "raw_bytes": len(raw),
         "app_level": LEVEL,
         "levels": levels,
+        "kept_runs": runs,
     }
     save(results, args.out, plot)
     return 0

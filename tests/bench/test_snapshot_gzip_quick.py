@@ -15,3 +15,6 @@ def test_snapshot_gzip_quick(tmp_path: Path) -> None:
     assert [row["level"] for row in data["levels"]] == list(range(1, 10))
     assert all(row["bytes"] < data["raw_bytes"] / 2 for row in data["levels"])
     assert 1 <= data["app_level"] <= 9
+    # The kept runs' stream, beside the single one: measured at each run length.
+    assert [row["mean_stories"] for row in data["kept_runs"]][:2] == [32, 64]
+    assert all(row["vs_single_stream"] >= 1 for row in data["kept_runs"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 from tidings.store.snapshots import Kept, SnapshotCache
 
 
@@ -30,3 +32,30 @@ def test_an_event_that_does_not_follow_the_copy_leaves_it_unchanged() -> None:
     event = {"version": 3, "type": "story_updated", "data": {"story_id": 1}, "actor": 1, "ts": 0}
     assert not k.advance(event)
     assert k.encoded() == before and k.version == 1
+
+
+def test_a_copy_is_charged_what_it_holds_once_a_get_encoded_or_compressed_it() -> None:
+    k = kept(1, 400)
+    bare = k.cost()
+    assert bare == sum(map(len, k.bodies.values())) + 300 * 400
+    cache = SnapshotCache()
+    cache.keep(k)
+    packed = k.gzipped(4)
+    assert gzip.decompress(packed) == k.encoded()
+    assert k.cost() == bare + len(k.encoded()) + len(packed) + k.blocks.charged
+    assert k.blocks.charged > sum(map(len, (run.deflated for run in k.blocks._runs.values())))
+    assert cache.charged == bare
+    cache.recharge(k)
+    assert cache.charged == k.cost()
+    # A story updated: its body replaced, the stream and the encoding dropped.
+    event = {
+        "version": 2,
+        "type": "story_updated",
+        "data": {"story_id": 7, "changes": {"title": "longer than before"}},
+        "actor": 1,
+        "ts": 0,
+    }
+    assert k.advance(event)
+    assert k.cost() == sum(map(len, k.bodies.values())) + 300 * 400 + k.blocks.charged
+    assert b"longer than before" in k.bodies[7]
+    assert gzip.decompress(k.gzipped(4)) == k.encoded()

@@ -95,13 +95,21 @@ class EventStore:
     async def snapshot(self, project_id: int) -> tuple[int, bytes] | None:
         """The project's version and encoded snapshot."""
         kept = await self._kept_snapshot(project_id)
-        return None if kept is None else (kept.version, kept.encoded())
+        if kept is None:
+            return None
+        found = (kept.version, kept.encoded())
+        self._snapshots.recharge(kept)
+        return found
 
     async def snapshot_gzipped(self, project_id: int, level: int) -> tuple[int, bytes] | None:
         """The project's version and its snapshot gzip-compressed, made once per
         version and process."""
         kept = await self._kept_snapshot(project_id)
-        return None if kept is None else (kept.version, kept.gzipped(level))
+        if kept is None:
+            return None
+        found = (kept.version, kept.gzipped(level))
+        self._snapshots.recharge(kept)
+        return found
 
     async def _kept_snapshot(self, project_id: int) -> snapshots.Kept | None:
         """The copy kept at the project's version, brought forward by the events

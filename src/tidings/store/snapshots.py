@@ -15,21 +15,23 @@ log, more than ``CATCH_UP_EVENTS``.
 
 from __future__ import annotations
 
-import gzip
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from tidings.domain import rows
+from tidings.store.gzblocks import Blocks
 
 #: Bytes charged to kept snapshots per process, across projects; least recently
-#: used out first. A copy is charged twice its encoded size (the encoded snapshot
-#: and the story documents it is spliced from) plus ``_PER_STORY`` for the
-#: dictionaries' entries: ~9.8 MB at the 10,000-story bound, so 128 MiB keeps
-#: ~13 such projects, or thousands of small ones. A copy larger than the budget
-#: is not kept.
+#: used out first. A copy is charged what it holds: the story documents, the
+#: encoded snapshot once a GET without gzip asked for it, the compressed runs and
+#: the gzip stream once one with gzip did (store/gzblocks.py), plus
+#: ``_PER_STORY`` for the dictionaries' entries. At the 10,000-story bound
+#: (4.3 MB encoded) that is ~9 MB served gzipped, ~13.5 MB both ways, so 128 MiB
+#: keeps 9-14 such projects, or thousands of small ones. A copy larger than the
+#: budget is not kept.
 CACHE_BYTES = 128 * 1024 * 1024
 
 #: Most events a kept copy is brought forward by; beyond that it is re-read (a
@@ -54,37 +56,54 @@ class Kept:
     ranks: dict[int, int]
     #: story id -> its encoded document, as stored
     bodies: dict[int, bytes]
+    #: The gzip stream's compressed runs, kept across versions.
+    blocks: Blocks = field(default_factory=Blocks, repr=False)
     _encoded: bytes | None = None
     _gzipped: bytes | None = None
+    _gzip_level: int = -1
     #: Story ids in board order, while no rank changed.
     _order: list[int] | None = None
+    #: The bodies' total length.
+    _body_bytes: int = field(default=-1, repr=False)
+
+    def __post_init__(self) -> None:
+        self._body_bytes = sum(map(len, self.bodies.values()))
 
     def encoded(self) -> bytes:
         if self._encoded is None:
-            if self._order is None:
-                self._order = rows.board_order(self.ranks)
-            self._encoded = encode(
-                self.project_id,
-                self.version,
-                self.next_id,
-                self.name,
-                self.members,
-                self._order,
-                self.bodies,
+            self._encoded = b"".join(
+                (self._head(), b",".join([self.bodies[sid] for sid in self.order()]), TAIL)
             )
         return self._encoded
 
     def gzipped(self, level: int) -> bytes:
         """The encoded snapshot gzip-compressed at ``level``, made once per version
-        (``mtime=0``: the same bytes in every process)."""
-        if self._gzipped is None:
-            self._gzipped = gzip.compress(self.encoded(), level, mtime=0)
+        from runs of stories compressed once per change (store/gzblocks.py);
+        ``mtime=0``, so the same bytes in every process."""
+        if self._gzipped is None or self._gzip_level != level:
+            self._gzipped = self.blocks.gzip(self._head(), self.order(), self.bodies, TAIL, level)
+            self._gzip_level = level
         return self._gzipped
 
+    def order(self) -> list[int]:
+        """Story ids in board order."""
+        if self._order is None:
+            self._order = rows.board_order(self.ranks)
+        return self._order
+
+    def _head(self) -> bytes:
+        return head(self.project_id, self.version, self.next_id, self.name, self.members)
+
     def cost(self) -> int:
-        # The compressed copy is charged at a quarter of the encoded size (level 4
-        # makes it about a fifth).
-        return 2 * len(self.encoded()) + len(self.encoded()) // 4 + _PER_STORY * len(self.ranks)
+        """Bytes this copy holds now (it grows when a GET encodes or compresses it:
+        ``SnapshotCache.recharge``)."""
+        return (
+            self._body_bytes
+            + len(self._encoded or b"")
+            + len(self._gzipped or b"")
+            + self.blocks.charged
+            + _PER_STORY * len(self.ranks)
+        )
 
     def advance(self, event: dict[str, Any]) -> bool:
         """Apply the event after ``version``; False when this copy cannot follow
@@ -115,11 +134,14 @@ class Kept:
             return False
         # Nothing above changed this copy (the board works on its own copy of
         # the ranks); from here on nothing can fail.
+        self.blocks.forget((*changes.deleted, *changes.updated))
         for sid in changes.deleted:
             self.ranks.pop(sid, None)
-            self.bodies.pop(sid, None)
+            self._body_bytes -= len(self.bodies.pop(sid, b""))
         for sid, story in (*changes.inserted.items(), *changes.updated.items()):
-            self.bodies[sid] = orjson.dumps(story)
+            body = orjson.dumps(story)
+            self._body_bytes += len(body) - len(self.bodies.get(sid, b""))
+            self.bodies[sid] = body
         self.ranks.update(changes.ranks)
         if changes.ranks or changes.deleted or changes.inserted:
             self._order = None
@@ -129,6 +151,24 @@ class Kept:
         self.version, self.name, self.next_id = piece.version, piece.name, piece.next_id
         self._encoded = self._gzipped = None
         return True
+
+
+#: What follows the stories in the snapshot's JSON.
+TAIL = b"]}"
+
+
+def head(
+    pid: int, version: int, next_id: int, name: str, members: dict[int, tuple[str, str, int]]
+) -> bytes:
+    """The snapshot's JSON up to its first story."""
+    top = {
+        "id": pid,
+        "name": name,
+        "version": version,
+        "next_id": next_id,
+        "members": rows.members_of([(uid, *m) for uid, m in members.items()]),
+    }
+    return orjson.dumps(top)[:-1] + b',"stories":['
 
 
 def encode(
@@ -142,15 +182,8 @@ def encode(
 ) -> bytes:
     """The snapshot's JSON: the stories are stored encoded, so they are spliced in
     rather than decoded and re-encoded."""
-    top = {
-        "id": pid,
-        "name": name,
-        "version": version,
-        "next_id": next_id,
-        "members": rows.members_of([(uid, *m) for uid, m in members.items()]),
-    }
     stories = b",".join([bodies[sid] for sid in order])
-    return b"".join((orjson.dumps(top)[:-1], b',"stories":[', stories, b"]}"))
+    return b"".join((head(pid, version, next_id, name, members), stories, TAIL))
 
 
 class SnapshotCache:
@@ -176,6 +209,13 @@ class SnapshotCache:
         while self._bytes > self._budget:
             _, (_, dropped) = self._kept.popitem(last=False)
             self._bytes -= dropped
+
+    def recharge(self, kept: Kept) -> None:
+        """Charge ``kept`` what it holds now (a GET encoded or compressed it), if it
+        is still its project's copy."""
+        found = self._kept.get(kept.project_id)
+        if found is not None and found[0] is kept and kept.cost() != found[1]:
+            self.keep(kept)
 
     def drop(self, project_id: int) -> None:
         old = self._kept.pop(project_id, None)
