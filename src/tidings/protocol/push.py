@@ -127,12 +127,23 @@ def parse_client_message(data: bytes | str) -> tuple[ClientType, str, dict[int, 
         body = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise BadMessage("message is not JSON") from None
+    return client_message_fields(body)
+
+
+#: Client message types by their name (a lookup, not an enum call: every subscribe).
+_CLIENT_TYPES = {t.value: t for t in ClientType}
+
+
+def client_message_fields(body: object) -> tuple[ClientType, str, dict[int, int]]:
+    """:func:`parse_client_message` after the JSON decoding: for a transport that
+    carries the message inside JSON of its own (Socket.IO) and has decoded it,
+    and encoded it once to apply the same size limit."""
     if not isinstance(body, dict):
         raise BadMessage("message must be a JSON object")
-    try:
-        kind = ClientType(str(body.get("type")))
-    except ValueError:
-        raise BadMessage("'type' must be 'subscribe' or 'refresh'") from None
+    name = body.get("type")
+    kind = _CLIENT_TYPES.get(name) if isinstance(name, str) else None
+    if kind is None:
+        raise BadMessage("'type' must be 'subscribe' or 'refresh'")
     token = body.get("token")
     if not isinstance(token, str) or not token:
         raise BadMessage("'token' must be a string")

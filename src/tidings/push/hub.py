@@ -13,7 +13,7 @@ import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 
 from tidings.protocol import push
 from tidings.protocol.errors import CloseCode, Forbidden, Unavailable
@@ -101,6 +101,9 @@ class Revocations:
         return at is not None and at + self.retention > wall and issued_at <= at + LEEWAY_SECONDS
 
 
+_SUBSCRIBED: Final = push.ServerType.SUBSCRIBED.value
+
+
 class EncodedMessage:
     """One server->client JSON message, encoded once and shared by every connection.
 
@@ -109,11 +112,14 @@ class EncodedMessage:
     10,000 writes of the same bytes.
     """
 
-    __slots__ = ("data", "frames")
+    __slots__ = ("data", "frames", "kind")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, kind: str | None = None) -> None:
         self.data = data
         self.frames: dict[object, bytes] = {}
+        #: The message's ``type``, when the sender says it: a transport that names
+        #: events by it (Socket.IO) then need not decode ``data`` to find it.
+        self.kind = kind
 
 
 #: Attribute slots of :class:`Conn`. ``Conn`` itself declares no slots so that a
@@ -394,7 +400,7 @@ class Hub:
         conn.warned = False
         answer = {p: max(v, self._known.get(p, -1)) for p, v in conn.versions.items()}
         hello = push.subscribed(answer, self._state, self.settings.heartbeat_interval)
-        self._send(conn, STATE_KEY, EncodedMessage(hello))
+        self._send(conn, STATE_KEY, EncodedMessage(hello, _SUBSCRIBED))
         for project in sorted(gone):
             self._send(conn, -project, EncodedMessage(push.revoked(project)))
         self.counters.revoked_subscriptions += len(gone)

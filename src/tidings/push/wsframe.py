@@ -73,6 +73,9 @@ def encode_frame(opcode: int, payload: bytes) -> bytes:
 
 def text_frame(payload: bytes) -> bytes:
     """One FIN text frame around an already-encoded UTF-8 payload."""
+    n = len(payload)
+    if n < 126:  # encode_frame's first case inline: every small message's path
+        return bytes((0x80 | OP_TEXT, n)) + payload
     return encode_frame(OP_TEXT, payload)
 
 

@@ -26,11 +26,12 @@ from tidings.push.sio.engineio import (
     HttpResponse,
     Output,
     ProtocolError,
+    Query,
     SessionTable,
     parse_query,
 )
 from tidings.push.sio.session import Connected, InvalidEvent, Refresh, SioSession, Subscribe
-from tidings.push.sio.socketio import encode_message
+from tidings.push.sio.socketio import encode_event, encode_message
 from tidings.push.websocket import WS_SLOTS, WebSocketProtocol, direct_fd, upgrade
 from tidings.push.wsframe import text_frame
 
@@ -65,7 +66,7 @@ _CLOSE_CODES: Final = {
 class SioConnection(SioSession, Conn):
     """One Socket.IO client: the session and the hub's connection in one object."""
 
-    __slots__ = (*CONN_SLOTS, "_endpoint", "_poll", "_ws", "peer", "transport")
+    __slots__ = (*CONN_SLOTS, "_endpoint", "_poll", "_ws", "ctx", "peer", "transport")
     kind: ClassVar[str] = "socketio"
     direct_frame_key: ClassVar[str | None] = _FRAME_KEY
 
@@ -75,6 +76,8 @@ class SioConnection(SioSession, Conn):
         super().__init__(sid, config, table, now, websocket)
         self.init_conn()
         self._endpoint: SocketIOEndpoint | None = None
+        #: The endpoint's context, once the endpoint has taken the session.
+        self.ctx: PushContext
         #: The held long-polling GET and the CORS headers for its answer.
         self._poll: tuple[HttpConnection, Headers] | None = None
         #: The WebSocket: the session's transport, or the one probing an upgrade.
@@ -83,11 +86,6 @@ class SioConnection(SioSession, Conn):
         self.transport: asyncio.Transport | None = None
         #: The client's address at the handshake (per-IP session limits).
         self.peer = ""
-
-    @property
-    def ctx(self) -> PushContext:
-        assert self._endpoint is not None
-        return self._endpoint.ctx
 
     # -- the hub's side ---------------------------------------------------------
 
@@ -168,17 +166,18 @@ class SioConnection(SioSession, Conn):
         ctx = self.ctx
         hub = ctx.hub
         if isinstance(event, Subscribe | Refresh):
+            now = ctx.now()
             try:
                 wall = ctx.wall()
                 claims = hub.authorize(event.token, event.projects, wall)
                 refresh = isinstance(event, Refresh)
-                hub.subscribe(self, claims, event.projects, ctx.now(), wall, refresh=refresh)
+                hub.subscribe(self, claims, event.projects, now, wall, refresh=refresh)
             except TidingsError as exc:
                 self.close(exc.close_code, exc.detail)
                 return
             self._handshake_by = _NEVER
             self._reschedule()
-            self._trusted(ctx.now())
+            self._trusted(now)
         elif isinstance(event, Connected):
             wfd = self.wfd
             try:
@@ -222,7 +221,12 @@ class SioConnection(SioSession, Conn):
 def _packet(msg: EncodedMessage) -> bytes:
     packet = msg.frames.get(_PACKET_KEY)
     if packet is None:
-        packet = msg.frames[_PACKET_KEY] = encode_message(msg.data)
+        kind = msg.kind
+        if kind is None:
+            packet = encode_message(msg.data)
+        else:
+            packet = encode_event(kind, msg.data)
+        msg.frames[_PACKET_KEY] = packet
     return packet
 
 
@@ -291,6 +295,7 @@ class SocketIOEndpoint:
     def __init__(self, ctx: PushContext, config: EngineConfig | None = None) -> None:
         self.ctx = ctx
         self.server = EngineServer(SioConnection, config or config_for(ctx))
+        self._sessions = self.server.sessions
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = _NEVER
         settings = ctx.settings
@@ -323,10 +328,11 @@ class SocketIOEndpoint:
         return None
 
     def _opened(self, session: SioConnection, peer: str) -> None:
+        # The timer is armed after the request: its deadline may move before then.
         session._endpoint = self
+        session.ctx = self.ctx
         session.peer = peer
         self.pending.add(session, peer)
-        self._arm()
 
     def handle(self, request: Request, conn: HttpConnection) -> None:
         ctx = self.ctx
@@ -353,14 +359,15 @@ class SocketIOEndpoint:
             )
             return
         now = ctx.now()
-        if _is_handshake(request.query):
+        query = _fields(request.query)
+        if _is_handshake(query):
             # Full, draining or rate-limited: no new sessions. Existing ones keep
             # polling over new sockets (their requests are not new clients).
             refusal = conn.refusal or self._admit(request.peer, now)
             if refusal is not None:
                 conn.refuse(refusal, headers=cors)
                 return
-        session, out = self.server.handle_http(request.method, request.query, request.body, now)
+        session, out = self.server.handle_http(request.method, query, request.body, now)
         if session is not None and session._endpoint is None:
             self._opened(session, request.peer)
         if session is not None and session.trusted:
@@ -379,13 +386,14 @@ class SocketIOEndpoint:
 
     def _websocket(self, request: Request, conn: HttpConnection) -> None:
         now = self.ctx.now()
-        if _is_handshake(request.query) and conn.refusal is None:
+        query = _fields(request.query)
+        if _is_handshake(query) and conn.refusal is None:
             # (A refused socket is answered by ``upgrade``: 1013 after the 101.)
             refusal = self._admit(request.peer, now)
             if refusal is not None:
                 conn.refuse(refusal)
                 return
-        session, out = self.server.handle_websocket(request.query, now)
+        session, out = self.server.handle_websocket(query, now)
         if session is None:
             if out.response is not None:
                 _respond(conn, out.response, (), close=True)
@@ -397,7 +405,8 @@ class SocketIOEndpoint:
             self._opened(session, request.peer)
         socket = SioWebSocket(session, out.frames)
         if upgrade(self.ctx, request, conn, socket):
-            if session.trusted:
+            if session.trusted and not new:
+                # (A new session's socket was settled when its token was verified.)
                 self.ctx.settle(socket.transport)
             self._arm()  # the upgrade's deadline
             return
@@ -418,7 +427,7 @@ class SocketIOEndpoint:
         Called after every input (a deadline may have moved): each timer then
         fires within a loop iteration of its deadline, not on a periodic tick.
         """
-        at = self.server.next_wake()
+        at = self._sessions.next_wake()
         if at == _NEVER:
             return
         timer = self._timer
@@ -439,11 +448,17 @@ class SocketIOEndpoint:
         self._arm()
 
 
-def _is_handshake(query: str) -> bool:
+def _fields(query: str) -> Query:
+    """The query's fields, parsed once for the endpoint and the session layer;
+    the query itself when malformed (the session layer answers it with 400)."""
     try:
-        return "sid" not in parse_query(query)
+        return parse_query(query)
     except ProtocolError:
-        return False  # the session layer answers it with 400
+        return query
+
+
+def _is_handshake(query: Query) -> bool:
+    return isinstance(query, dict) and "sid" not in query
 
 
 def _respond(

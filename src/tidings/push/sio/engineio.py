@@ -299,25 +299,39 @@ class Output:
 class SessionTable(dict[str, Any]):
     """The server's sessions by sid, and their deadlines in one heap.
 
-    A session reports each new ``wake_at`` (:meth:`wake`); entries it has since
-    moved are skipped when they come up, so the heap holds a few entries per
-    session (about two per ping interval) and :meth:`due` costs O(log n) per
-    deadline instead of a scan of every session per tick.
+    A session reports each new ``wake_at`` (:meth:`wake`); the heap takes it at
+    the next :meth:`next_wake` or :meth:`due`, once however often the deadline
+    moved meanwhile (a new client's handshake moves it three times in one
+    input). Entries a session has since moved are skipped when they come up, so
+    the heap holds a few entries per session (about two per ping interval) and
+    :meth:`due` costs O(log n) per deadline instead of a scan of every session
+    per tick.
     """
 
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("_heap", "_moved", "_seq")
 
     def __init__(self) -> None:
         super().__init__()
         self._heap: list[tuple[float, int, EngineSession]] = []
+        #: Sessions whose ``wake_at`` moved since the heap last took them.
+        self._moved: dict[EngineSession, None] = {}
         self._seq = itertools.count()
 
     def wake(self, session: EngineSession) -> None:
-        if session.wake_at < _NEVER:
-            heapq.heappush(self._heap, (session.wake_at, next(self._seq), session))
+        self._moved[session] = None
+
+    def _take_moved(self) -> None:
+        moved, heap, seq = self._moved, self._heap, self._seq
+        for session in moved:
+            at = session.wake_at
+            if at < _NEVER:
+                heapq.heappush(heap, (at, next(seq), session))
+        moved.clear()
 
     def next_wake(self) -> float:
         """The earliest deadline of any session (``inf`` when none)."""
+        if self._moved:
+            self._take_moved()
         heap = self._heap
         while heap and heap[0][0] != heap[0][2].wake_at:
             heapq.heappop(heap)  # moved since, or finished
@@ -325,6 +339,7 @@ class SessionTable(dict[str, Any]):
 
     def due(self, now: float) -> list[EngineSession]:
         """Every session whose deadline has come, each once."""
+        self._take_moved()
         heap = self._heap
         found: dict[int, EngineSession] = {}
         while heap and heap[0][0] <= now:
@@ -384,16 +399,17 @@ _UPGRADING: Final = Upgrade.UPGRADING
 
 
 @functools.lru_cache(maxsize=16)
-def _open_tail(config: EngineConfig, upgrade: bool) -> bytes:
+def _open_tail(upgrade: bool, ping_interval: float, ping_timeout: float, max_payload: int) -> bytes:
     """The open packet after its sid: the same for every session of a config, so
-    encoded once (a new session's handshake is on the path of every client)."""
+    encoded once (a new session's handshake is on the path of every client).
+    Keyed by the fields it uses: hashing the whole config costs more than this."""
     body = orjson.dumps(
         {
             "sid": "",
             "upgrades": [TRANSPORT_WEBSOCKET] if upgrade else [],
-            "pingInterval": round(config.ping_interval * 1000),
-            "pingTimeout": round(config.ping_timeout * 1000),
-            "maxPayload": config.max_payload,
+            "pingInterval": round(ping_interval * 1000),
+            "pingTimeout": round(ping_timeout * 1000),
+            "maxPayload": max_payload,
         }
     )
     return body[len(b'{"sid":""') :]
@@ -475,7 +491,8 @@ class EngineSession:
         """The handshake: the first GET's answer, or a WebSocket-only session's first frame."""
         config = self.config
         upgrade = not self.websocket and config.allow_upgrades and config.allow_websocket
-        return b'0{"sid":' + orjson.dumps(self.sid) + _open_tail(config, upgrade)
+        tail = _open_tail(upgrade, config.ping_interval, config.ping_timeout, config.max_payload)
+        return b'0{"sid":' + orjson.dumps(self.sid) + tail
 
     # -- inputs from the server ----------------------------------------------
 
@@ -515,6 +532,8 @@ class EngineSession:
         if self.websocket:
             if packet is None:
                 self._end(reason, now, out, flush=False)
+            elif packet.type is PacketType.MESSAGE:  # nearly every packet, one call less
+                self._on_message(packet.data, now, out)
             else:
                 self._on_packet(packet, now, out)
         elif packet is None:
@@ -890,6 +909,11 @@ def parse_query(query: str | bytes) -> dict[str, str]:
         raise ProtocolError("malformed query string") from None
 
 
+#: A request's query string, or the fields :func:`parse_query` made of it (a
+#: server that looked at the query first need not parse it twice).
+Query = str | bytes | dict[str, str]
+
+
 class _Refused(Exception):
     """A request refused with an Engine.IO error; the caller frames it as an HTTP
     answer or a refused WebSocket handshake."""
@@ -925,9 +949,11 @@ class EngineServer(Generic[S]):
         self.sessions = SessionTable()
         self._session_class = session_class
         self._new_sid = new_sid
+        #: The ``transport`` values this server takes (the config is frozen).
+        self._allowed = self._transports()
 
     def handle_http(
-        self, method: str, query: str | bytes, body: bytes, now: float
+        self, method: str, query: Query, body: bytes, now: float
     ) -> tuple[S | None, Output]:
         """A GET or POST on the path; ``body`` is the whole request body."""
         out = Output()
@@ -937,7 +963,7 @@ class EngineServer(Generic[S]):
             out.response = error_response(refused.code, refused.message)
             return None, out
 
-    def handle_websocket(self, query: str | bytes, now: float) -> tuple[S | None, Output]:
+    def handle_websocket(self, query: Query, now: float) -> tuple[S | None, Output]:
         """A WebSocket handshake on the path, before answering it.
 
         With ``response`` set, refuse the handshake with it. With no session but
@@ -952,7 +978,7 @@ class EngineServer(Generic[S]):
             out.response = websocket_error_response(refused.code, refused.message)
             return None, out
 
-    def _http(self, method: str, query: str | bytes, body: bytes, now: float, out: Output) -> S:
+    def _http(self, method: str, query: Query, body: bytes, now: float, out: Output) -> S:
         params = self._params(query)
         if "j" in params:  # JSONP polling (protocol v3 browsers only)
             raise _Refused(ErrorCode.BAD_REQUEST)
@@ -974,11 +1000,12 @@ class EngineServer(Generic[S]):
             raise _Refused(ErrorCode.BAD_HANDSHAKE_METHOD)
         if transport != TRANSPORT_POLLING:
             raise _Refused(ErrorCode.BAD_REQUEST)
-        session = self._open(params, now, websocket=False)
+        _check_version(params)
+        session = self._open(now, websocket=False)
         out.response = poll_response(session.open_packet())
         return session
 
-    def _websocket(self, query: str | bytes, now: float, out: Output) -> S | None:
+    def _websocket(self, query: Query, now: float, out: Output) -> S | None:
         params = self._params(query)
         if params["transport"] != TRANSPORT_WEBSOCKET:
             raise _Refused(ErrorCode.BAD_REQUEST)
@@ -995,17 +1022,20 @@ class EngineServer(Generic[S]):
                 return None
             session._attach_websocket(now)
             return session
-        session = self._open(params, now, websocket=True)
+        session = self._open(now, websocket=True)
         out.frames.append(session.open_packet())
         return session
 
-    def _params(self, query: str | bytes) -> dict[str, str]:
+    def _params(self, query: Query) -> dict[str, str]:
         """The query, with a ``transport`` this server allows."""
-        try:
-            params = parse_query(query)
-        except ProtocolError:
-            raise _Refused(ErrorCode.BAD_REQUEST) from None
-        if params.get("transport") not in self._transports():
+        if isinstance(query, dict):
+            params = query
+        else:
+            try:
+                params = parse_query(query)
+            except ProtocolError:
+                raise _Refused(ErrorCode.BAD_REQUEST) from None
+        if params.get("transport") not in self._allowed:
             raise _Refused(ErrorCode.UNKNOWN_TRANSPORT)
         return params
 
@@ -1015,9 +1045,8 @@ class EngineServer(Generic[S]):
             raise _Refused(ErrorCode.UNKNOWN_SID)
         return session
 
-    def _open(self, params: dict[str, str], now: float, *, websocket: bool) -> S:
-        """A new session, if the protocol is ours and there is room."""
-        _check_version(params)
+    def _open(self, now: float, *, websocket: bool) -> S:
+        """A new session (the caller checked the protocol), if there is room."""
         if len(self.sessions) >= self.config.max_sessions:
             raise _Refused(ErrorCode.FORBIDDEN, "Server full")
         return self._create(now, websocket=websocket)

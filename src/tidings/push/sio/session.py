@@ -14,7 +14,7 @@ from typing import Final
 import orjson
 
 from tidings.protocol.errors import BadMessage
-from tidings.protocol.push import ClientType, parse_client_message
+from tidings.protocol.push import MAX_CLIENT_MESSAGE_BYTES, ClientType, client_message_fields
 from tidings.push.sio.engineio import (
     PARSE_ERROR,
     EngineConfig,
@@ -42,6 +42,7 @@ BINARY_REFUSED: Final = "binary packets refused"
 _INVALID_NAMESPACE: Final = {"message": "Invalid namespace"}
 _DISCONNECT: Final = b"41"
 _NEVER: Final = float("inf")
+_SUBSCRIBE: Final = ClientType.SUBSCRIBE.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +78,21 @@ class InvalidEvent:
     error: BadMessage
 
 
-def _token_and_projects(body: dict[str, object], kind: ClientType) -> tuple[str, dict[int, int]]:
+def _token_and_projects(body: dict[str, object], kind: str) -> tuple[str, dict[int, int]]:
     """A Socket.IO message object judged as the same message on ``/ws`` would be
-    (one parser). Its re-encoding refuses nesting past 255 levels, which the
-    decoder took: that is a bad message too, not an error of the server's."""
+    (one parser, one size limit on its JSON). Its encoding refuses nesting past
+    255 levels, which the decoder took: that is a bad message too, not an error
+    of the server's. ``kind`` is the message type's name, a plain string."""
+    message = {**body, "type": kind}
     try:
-        encoded = orjson.dumps({**body, "type": kind})
+        encoded = orjson.dumps(message)
     except orjson.JSONEncodeError:
         raise BadMessage("message nested too deeply") from None
-    _, token, projects = parse_client_message(encoded)
+    if len(encoded) > MAX_CLIENT_MESSAGE_BYTES:
+        raise BadMessage("message too large")
+    _, token, projects = client_message_fields(message)
     return token, projects
+
 
 class SioSession(EngineSession):
     """One client: an Engine.IO session with the Socket.IO namespace ``/`` on top.
@@ -161,14 +167,14 @@ class SioSession(EngineSession):
             error = encode_packet(PacketType.CONNECT_ERROR, _INVALID_NAMESPACE, nsp=packet.nsp)
             self._queue_sio(error, now, out)
             return
-        if self.connected:
+        if self._connected:  # (the session is open: it is reading a packet)
             self._end(INVALID_STATE, now, out, flush=False)
             return
         auth = packet.data
         subscribe: Subscribe | None = None
         if auth and "token" in auth:
             try:
-                token, projects = _token_and_projects(auth, ClientType.SUBSCRIBE)
+                token, projects = _token_and_projects(auth, _SUBSCRIBE)
             except BadMessage as exc:
                 # Refused like a failed middleware: connect_error on the client.
                 error = encode_packet(PacketType.CONNECT_ERROR, {"message": exc.detail})
@@ -176,10 +182,9 @@ class SioSession(EngineSession):
                 return
             subscribe = Subscribe(token, projects)
         self._connected = True
-        # encode_packet(CONNECT, {"sid": ...}) written out: a sid is URL-safe
-        # base64, nothing in it to escape.
-        answer = f'0{{"sid":"{new_sid()}"}}'
-        self._queue_sio(answer, now, out)
+        # "4" + encode_packet(CONNECT, {"sid": ...}) written out: a sid is
+        # URL-safe base64, nothing in it to escape.
+        self._queue(b'40{"sid":"' + new_sid().encode() + b'"}', now, out)
         out.events.append(_CONNECTED)
         if subscribe is not None:
             out.events.append(subscribe)
@@ -200,7 +205,7 @@ class SioSession(EngineSession):
             out.events.append(InvalidEvent(BadMessage("'type' differs from the event name")))
             return
         try:
-            token, projects = _token_and_projects(body, kind)
+            token, projects = _token_and_projects(body, name)
         except BadMessage as exc:
             out.events.append(InvalidEvent(exc))
             return

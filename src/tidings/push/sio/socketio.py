@@ -55,6 +55,8 @@ class SioPacket(NamedTuple):
     attachments: int = 0
 
 
+#: Packet types by their digit (an index, not an enum call: on every packet's path).
+_TYPES: Final = tuple(PacketType)
 _DIGITS: Final = frozenset("0123456789")
 _JSON_SPACE: Final = frozenset(" \t\r\n")
 
@@ -80,7 +82,7 @@ def decode_packet(text: str) -> SioPacket:
     head = text[0]
     if head not in _DIGITS or head > "6":
         raise ProtocolError(f"unknown Socket.IO packet type {head!r}")
-    kind = PacketType(ord(head) - 48)
+    kind = _TYPES[ord(head) - 48]
     i, n = 1, len(text)
     attachments = 0
     if kind is PacketType.BINARY_EVENT or kind is PacketType.BINARY_ACK:
