@@ -221,11 +221,8 @@ class SioConnection(SioSession, Conn):
 def _packet(msg: EncodedMessage) -> bytes:
     packet = msg.frames.get(_PACKET_KEY)
     if packet is None:
-        kind = msg.kind
-        if kind is None:
-            packet = encode_message(msg.data)
-        else:
-            packet = encode_event(kind, msg.data)
+        kind = msg.kind  # known: no need to decode the message for its type
+        packet = encode_message(msg.data) if kind is None else encode_event(kind, msg.data)
         msg.frames[_PACKET_KEY] = packet
     return packet
 
