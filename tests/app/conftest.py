@@ -75,5 +75,10 @@ async def make_stack() -> AsyncIterator[StackFactory]:
 @pytest.fixture(params=[True, False], ids=["fast-paths", "framework"])
 async def stack(make_stack: StackFactory, sqlite_url: str, request: pytest.FixtureRequest) -> Stack:
     """The app on SQLite, with and without the poll's and the commands' fast paths
-    (they must agree)."""
-    return await make_stack(sqlite_url, fast_poll=request.param, fast_commands=request.param)
+    and the commands on the stdlib sqlite3 module (they must agree)."""
+    return await make_stack(
+        sqlite_url,
+        fast_poll=request.param,
+        fast_commands=request.param,
+        sqlite_commands=request.param,
+    )

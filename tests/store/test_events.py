@@ -36,8 +36,8 @@ class Db:
 
 
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Db]:
-    engines = create_engines(db_url)
+async def db(db_url: str, sqlite_commands: bool) -> AsyncIterator[Db]:
+    engines = create_engines(db_url, sqlite_commands=sqlite_commands)
     await upgrade(engines)
     yield Db(engines)
     await engines.dispose()
@@ -180,8 +180,10 @@ async def test_any_sequence_versions_rise_by_one_and_replay_matches(
         assert [orjson.loads(e) for e in page.events] == events[since:]
 
 
-async def test_changed_projects_are_read_from_a_position_in_commit_order(db_url: str) -> None:
-    engines = create_engines(db_url)
+async def test_changed_projects_are_read_from_a_position_in_commit_order(
+    db_url: str, sqlite_commands: bool
+) -> None:
+    engines = create_engines(db_url, sqlite_commands=sqlite_commands)
     await upgrade(engines)
     now = [100.0]
     store = EventStore(engines, clock=lambda: now[0])

@@ -29,8 +29,8 @@ from tidings.store.migrate import upgrade
 
 
 @pytest.fixture
-async def engines(db_url: str) -> AsyncIterator[Engines]:
-    made = create_engines(db_url)
+async def engines(db_url: str, sqlite_commands: bool) -> AsyncIterator[Engines]:
+    made = create_engines(db_url, sqlite_commands=sqlite_commands)
     await upgrade(made)
     yield made
     await made.dispose()
@@ -252,11 +252,13 @@ def history(pid: int, owner: User) -> tuple[list[dict[str, Any]], dict[str, Any]
     return events, state
 
 
-async def test_migration_rebuilds_the_rows_of_an_existing_database(db_url: str) -> None:
+async def test_migration_rebuilds_the_rows_of_an_existing_database(
+    db_url: str, sqlite_commands: bool
+) -> None:
     """A database written by the whole-snapshot schema (0002) comes up with the
     same snapshots: rebuilt from its events, or from its snapshot when old events
     were pruned (which then is the base of later rebuilds)."""
-    engines = create_engines(db_url)
+    engines = create_engines(db_url, sqlite_commands=sqlite_commands)
     try:
         await upgrade(engines, "0002")
         owner = await Accounts(engines).create_user("mig@x.io", "O", "password1")

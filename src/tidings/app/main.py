@@ -56,7 +56,7 @@ def build_services(
     hasher: PasswordHasher | None = None,
 ) -> Services:
     """Everything the app needs; ``hasher`` lets tests use cheap argon2 parameters."""
-    engines = create_engines(settings.database_url)
+    engines = create_engines(settings.database_url, sqlite_commands=settings.sqlite_commands)
     store = EventStore(engines)
     passwords = PasswordPool(settings.password_workers, settings.password_queue)
     accounts = Accounts(engines, hasher=hasher, offload=passwords.run)

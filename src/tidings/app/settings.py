@@ -71,6 +71,10 @@ class AppSettings:
     fast_poll: bool = True
     #: Run valid commands before the framework's routing (app/fastcommand.py).
     fast_commands: bool = True
+    #: On SQLite, run commands on the stdlib ``sqlite3`` module on the event loop
+    #: (store/sqlitewrites.py), not SQLAlchemy's writer: off only in the tests
+    #: that hold the two to the same answers.
+    sqlite_commands: bool = True
     #: Run database migrations at start-up.
     migrate: bool = True
     #: Freeze the objects alive once started out of the garbage collector's walks

@@ -7,8 +7,9 @@ beside a writer). On PostgreSQL writers serialize per project on ``SELECT ...
 FOR UPDATE`` of the project row; readers use autocommit connections. Every
 read the app makes is a single statement, so readers need no transaction, and
 skipping BEGIN/ROLLBACK halves the round trips of the poll path (measured:
-docs/PERFORMANCE.md). PostgreSQL's commands run on asyncpg itself
-(store/pgwrites.py), in a pool of their own.
+docs/PERFORMANCE.md). Commands run on each database's bare driver:
+asyncpg in a pool of their own on PostgreSQL (store/pgwrites.py), one stdlib
+``sqlite3`` connection on the event loop on SQLite (store/sqlitewrites.py).
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tidings.store.pgwrites import PgCommands
+from tidings.store.sqlitewrites import SqliteCommands
 
-#: How long a SQLite writer waits for the lock before failing (ms).
+#: How long a SQLite writer waits for the lock before failing (ms): in SQLite's
+#: busy handler on SQLAlchemy's connections (their threads), in ``asyncio.sleep``
+#: on the command path's (store/sqlitewrites.py).
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
@@ -43,9 +47,10 @@ class Engines:
     writer: AsyncEngine
     reader: AsyncEngine
     is_sqlite: bool
-    #: The command path's own connections on PostgreSQL (store/pgwrites.py);
-    #: None on SQLite, whose commands run on ``writer``.
-    commands: PgCommands | None = None
+    #: The command path's own connections (store/pgwrites.py,
+    #: store/sqlitewrites.py); None where commands run on ``writer`` (an
+    #: in-memory SQLite database, or ``sqlite_commands=False``).
+    commands: PgCommands | SqliteCommands | None = None
 
     @contextmanager
     def watching_writes(self, observe: Callable[[str, Any], None]) -> Iterator[None]:
@@ -104,13 +109,20 @@ def _sqlite_engine(url: str, *, writer: bool, echo: bool) -> AsyncEngine:
     return engine
 
 
-def create_engines(url: str, *, echo: bool = False) -> Engines:
+def create_engines(url: str, *, echo: bool = False, sqlite_commands: bool = True) -> Engines:
+    """The engines for ``url``. ``sqlite_commands=False`` runs SQLite's commands
+    on SQLAlchemy's writer, as the rare writes do (the tests hold the two paths
+    to the same results)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        parsed = make_url(url)
+        path = parsed.database
+        direct = sqlite_commands and path not in (None, "", ":memory:") and not parsed.query
         return Engines(
             writer=_sqlite_engine(url, writer=True, echo=echo),
             reader=_sqlite_engine(url, writer=False, echo=echo),
             is_sqlite=True,
+            commands=SqliteCommands(str(path), SQLITE_BUSY_TIMEOUT_MS) if direct else None,
         )
     # Commands have their own pool (``PgCommands``, up to 20); the writer keeps the
     # rare writes (accounts, projects, flags, pruning, rebuilds).

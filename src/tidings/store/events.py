@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,16 +275,17 @@ class EventStore:
                 raise
             return await self._replay(owner.user_id, idempotency)
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Writes]:
-        """One command transaction: on PostgreSQL's own driver where there is one
-        (store/pgwrites.py), else on the SQLAlchemy writer."""
+    def _transaction(self) -> AbstractAsyncContextManager[Writes]:
+        """One command transaction: on the database's own driver
+        (store/pgwrites.py, store/sqlitewrites.py), else on the SQLAlchemy writer."""
         if self._engines.commands is not None:
-            async with self._engines.commands.transaction() as tx:
-                yield tx
-        else:
-            async with self._engines.writer.begin() as conn:
-                yield CoreWrites(conn)
+            return self._engines.commands.transaction()
+        return self._core_transaction()
+
+    @asynccontextmanager
+    async def _core_transaction(self) -> AsyncIterator[Writes]:
+        async with self._engines.writer.begin() as conn:
+            yield CoreWrites(conn)
 
     async def execute(
         self,

@@ -1,10 +1,10 @@
 """What a command's transaction does to the database, as one small interface
-with two implementations: SQLAlchemy Core on either database (``CoreWrites``,
-SQLite's path and the rare writes), and PostgreSQL's own driver
-(store/pgwrites.py, the command path there).
+with three implementations: SQLAlchemy Core on either database (``CoreWrites``,
+the rare writes), and each database's own driver, the command path there
+(store/pgwrites.py on asyncpg, store/sqlitewrites.py on the stdlib sqlite3).
 
 The rules (locking, idempotency, ``expected_version``, deciding) live once, in
-store/events.py; an implementation only reads and writes rows, so the two
+store/events.py; an implementation only reads and writes rows, so they
 cannot disagree on what a command means, only on how fast it gets there.
 """
 
