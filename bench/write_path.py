@@ -198,8 +198,7 @@ def serve_floor(db_url: str, port: int, token: str, user_id: int) -> None:
                 conn.execute("ROLLBACK")
                 return None
             story = conn.execute(
-                "SELECT id, rank, owner_id, body FROM stories "
-                "WHERE project_id = ? AND id IN (?)",
+                "SELECT id, rank, owner_id, body FROM stories WHERE project_id = ? AND id IN (?)",
                 (pid, sid),
             ).fetchone()
             body, version = orjson.loads(story[3]), head[0] + 1

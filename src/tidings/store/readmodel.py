@@ -85,21 +85,12 @@ async def load_slice(conn: AsyncConnection, head: rows.Slice, needs: Needs) -> r
 
 def _last_two(pid: int) -> Executable:
     s = t.stories
-    return (
-        select(s.c.id, s.c.rank)
-        .where(s.c.project_id == pid)
-        .order_by(s.c.rank.desc())
-        .limit(2)
-    )
+    return select(s.c.id, s.c.rank).where(s.c.project_id == pid).order_by(s.c.rank.desc()).limit(2)
 
 
 def _two_before(pid: int, sid: int) -> Executable:
     s = t.stories
-    at = (
-        select(s.c.rank)
-        .where(and_(s.c.project_id == pid, s.c.id == sid))
-        .scalar_subquery()
-    )
+    at = select(s.c.rank).where(and_(s.c.project_id == pid, s.c.id == sid)).scalar_subquery()
     return (
         select(s.c.id, s.c.rank)
         .where(and_(s.c.project_id == pid, s.c.rank < at))

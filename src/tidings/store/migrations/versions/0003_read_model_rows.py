@@ -178,8 +178,9 @@ def downgrade() -> None:
         members = {
             int(uid): (role, mname, int(seq))
             for uid, role, mname, seq in conn.execute(
-                sa.select(_members.c.user_id, _members.c.role, _members.c.name, _members.c.seq)
-                .where(_members.c.project_id == pid)
+                sa.select(
+                    _members.c.user_id, _members.c.role, _members.c.name, _members.c.seq
+                ).where(_members.c.project_id == pid)
             )
         }
         links: dict[int, int | None] = {}
