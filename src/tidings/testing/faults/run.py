@@ -28,6 +28,7 @@ import orjson
 
 import tidings
 from tidings.testing.faults.crowd import digest
+from tidings.testing.faults.observe import PUSH_LEVEL
 from tidings.testing.processes import START_TIMEOUT, Process, set_push_with_cli
 from tidings.testing.topology import Intervals, Topology
 from tidings.testing.waiting import until
@@ -249,7 +250,9 @@ class Run:
         if live is not None:
             window.all_live_after = time.time() - window.end
         self.say(f"  all clients live again: {live is not None}")
-        await asyncio.sleep(self.config.settle)
+        # The judge leaves to the next fault the changes of its last PUSH_LEVEL
+        # seconds before it (observe.py): settle is what remains observed.
+        await asyncio.sleep(self.config.settle + PUSH_LEVEL)
 
     async def all_live(self, within: float) -> float | None:
         """Wait until a health probe finds every push server ready and the clients
