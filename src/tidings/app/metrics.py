@@ -32,6 +32,8 @@ class Metrics:
         self.commands = Counter(
             "tidings_commands_total", "Commands by outcome", ["outcome"], registry=r
         )
+        #: Their children by outcome, made on first use (a series appears with its first count).
+        self._commands_by: dict[str, Counter] = {}
         self.published = Counter(
             "tidings_pokes_published_total", "Pokes published after commit", registry=r
         )
@@ -103,6 +105,13 @@ class Metrics:
             self.sweeper_errors.labels(op)
         for outcome in ("published", "failed"):
             self.revocations.labels(outcome)
+
+    def command(self, outcome: str) -> Counter:
+        """``commands.labels(outcome)``, looked up once (``labels`` takes a lock each call)."""
+        child = self._commands_by.get(outcome)
+        if child is None:
+            child = self._commands_by[outcome] = self.commands.labels(outcome)
+        return child
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

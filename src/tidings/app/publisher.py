@@ -176,7 +176,9 @@ class PokePublisher:
         while True:
             committed = await queue.get()
             try:
-                await asyncio.wait_for(self._publish(committed), PUBLISH_TIMEOUT)
+                # A timeout scope, not wait_for: no task of its own per poke.
+                async with asyncio.timeout(PUBLISH_TIMEOUT):
+                    await self._publish(committed)
                 self._metrics.published.inc()
                 self._sent(committed)
             except Exception as exc:

@@ -18,7 +18,7 @@ from tidings.app.polling import (
     query_int,
     version_headers,
 )
-from tidings.app.routes.responses import JSON, errors
+from tidings.app.routes.responses import JSON, VersionedJSON, errors
 from tidings.app.schemas import (
     CommandResult,
     HistoryOut,
@@ -50,10 +50,10 @@ IdempotencyKey = Annotated[
 def committed_response(s: Services, committed: Committed, status: int = 200) -> Response:
     if not committed.replayed:
         s.pokes.committed(committed)
-        s.metrics.commands.labels("applied").inc()
+        s.metrics.command("applied").inc()
     else:
-        s.metrics.commands.labels("replayed").inc()
-    return JSON(committed.response, status_code=status, headers=version_headers(committed.version))
+        s.metrics.command("replayed").inc()
+    return VersionedJSON(committed.response, committed.version, status_code=status)
 
 
 @router.get("", response_model=ProjectList, responses=errors(401))
