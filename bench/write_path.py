@@ -160,11 +160,10 @@ async def _seed(db_url: str, email: str, sizes: list[int], spread: int) -> dict[
 # -- the floor: the same statements, a bare handler ------------------------------
 
 
-def serve_floor(db_url: str, port: int, token: str, user_id: int) -> None:
+def floor_app(db_url: str, token: str, user_id: int) -> Any:
     """A minimal ASGI app: bearer token from a dict, the app's update_story
     statements on the bare driver, the same response shape and headers."""
     import orjson
-    import uvicorn
 
     tokens = {f"Bearer {token}".encode(): user_id}
     sqlite = db_url.startswith("sqlite")
@@ -312,8 +311,14 @@ def serve_floor(db_url: str, port: int, token: str, user_id: int) -> None:
         )
         await send({"type": "http.response.body", "body": out})
 
+    return app
+
+
+def serve_floor(db_url: str, port: int, token: str, user_id: int) -> None:
+    import uvicorn
+
     uvicorn.run(
-        app,
+        floor_app(db_url, token, user_id),
         host="127.0.0.1",
         port=port,
         loop="uvloop",

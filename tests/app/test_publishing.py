@@ -9,11 +9,14 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
+import pytest
 import redis.asyncio as redis
 
 from tests.app.conftest import Stack, StackFactory
 from tests.app.test_api import make_project
 from tests.support import until
+from tidings.app import publisher
+from tidings.broker import redis_publisher
 from tidings.protocol import control
 from tidings.protocol.channels import project_channel, version_key
 from tidings.protocol.poke import Poke, decode_poke
@@ -157,3 +160,43 @@ async def test_a_member_removal_is_kept_for_push_servers_that_start_later(
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(kept(), 5)
+
+
+async def test_a_publish_that_hangs_is_abandoned_and_kept_for_the_retry(
+    make_stack: StackFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server that accepts connections and never answers: Redis stalled.
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # Only the publisher's own bound can end the wait: no socket timeout in time.
+    monkeypatch.setattr(redis_publisher, "SOCKET_TIMEOUT", 60.0)
+    monkeypatch.setattr(publisher, "PUBLISH_TIMEOUT", 0.4)
+    monkeypatch.setattr(publisher, "WATCH_INTERVAL", 0.05)
+    try:
+        stack = await make_stack(sqlite_url, redis_url=f"redis://127.0.0.1:{port}/0")
+        p = await make_project(stack)
+        metrics, pokes = stack.services.metrics, stack.services.pokes
+        before = metrics.publish_failures._value.get()
+        loop = asyncio.get_running_loop()
+        async with stack.client(p["tokens"]["owner"]) as http:
+            sent_at = loop.time()
+            r = await http.post(
+                f"/api/projects/{p['pid']}/commands",
+                json={"command": {"type": "create_story", "title": "during a stall"}},
+            )
+            assert r.status_code == 200  # the command never waits for the broker
+            # Every poke queued so far is abandoned in turn, each after 0.4-0.45 s.
+            failed = lambda: metrics.publish_failures._value.get() >= before + 1  # noqa: E731
+            await until(failed, 10, "the stalled publish abandoned")
+            assert loop.time() - sent_at >= 0.4
+            await until(lambda: pokes.failing >= 1, 10, "the poke kept for the retry")
+            assert pokes.failing <= 1  # one project: the latest poke kept
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()

@@ -104,14 +104,16 @@ class AsyncPushPublisher(AppIdentity):
         ``events``: full push (the events after the previous version, ending at
         ``version``). Raises :class:`PublishFailed` after the last attempt."""
         job = PokeJob.of(project, version, ts=ts, events=events)
+        return await self._attempt(job, lambda: self.poke_once(job))
 
-        async def once() -> Outcome:
-            outcome = job.outcome(await self.broker.set_version(project, version))
-            if outcome.published:
-                await self.broker.publish(job.channel, job.data)
-            return outcome
-
-        return await self._attempt(job.what, once)
+    async def poke_once(self, job: PokeJob) -> Outcome:
+        """One try of ``job``, with no time bound of its own: for a caller that
+        bounds its tries itself (the tracker's publisher watches its workers
+        rather than starting a timer per poke)."""
+        outcome = job.outcome(await self.broker.set_version(job.project, job.version))
+        if outcome.published:
+            await self.broker.publish(job.channel, job.data)
+        return outcome
 
     async def revoke(self, user: int, project: int, *, at: float | None = None) -> None:
         """Tell every push server that ``user`` lost ``project`` at ``at`` (epoch
@@ -124,7 +126,7 @@ class AsyncPushPublisher(AppIdentity):
             await self.broker.record_revocation(job.data, job.at, self._keep_revocations)
             await self.broker.publish(CONTROL_CHANNEL, job.data)
 
-        await self._attempt(job.what, once)
+        await self._attempt(job, once)
 
     async def beat(self, *, push_off: bool = False, failing: int = 0) -> None:
         """Publish one ``app_heartbeat`` (docs/PROTOCOL.md §3.2), one attempt
@@ -161,13 +163,14 @@ class AsyncPushPublisher(AppIdentity):
         async with asyncio.timeout(self._timeout):
             await self.broker.publish(CONTROL_CHANNEL, self._beats.bye())
 
-    async def _attempt(self, what: str, once: Callable[[], Awaitable[T]]) -> T:
-        attempts = Attempts(what, self._retry)
+    async def _attempt(self, job: PokeJob | RevokeJob, once: Callable[[], Awaitable[T]]) -> T:
+        attempts = None
         while True:
             try:
                 async with asyncio.timeout(self._timeout):
                     return await once()
             except Exception as exc:
+                attempts = attempts or Attempts(job.what, self._retry)
                 await asyncio.sleep(attempts.failed(exc))
 
     async def close(self) -> None:

@@ -108,7 +108,7 @@ class PushPublisher(AppIdentity):
                 self.broker.publish(job.channel, job.data)
             return outcome
 
-        return self._attempt(job.what, once)
+        return self._attempt(job, once)
 
     def revoke(self, user: int, project: int, *, at: float | None = None) -> None:
         """As :meth:`AsyncPushPublisher.revoke <tidings.publish.aio.AsyncPushPublisher.revoke>`."""
@@ -118,7 +118,7 @@ class PushPublisher(AppIdentity):
             self.broker.record_revocation(job.data, job.at, self._keep_revocations)
             self.broker.publish(CONTROL_CHANNEL, job.data)
 
-        self._attempt(job.what, once)
+        self._attempt(job, once)
 
     def beat(self, *, push_off: bool = False, failing: int = 0) -> None:
         """As :meth:`AsyncPushPublisher.beat <tidings.publish.aio.AsyncPushPublisher.beat>`."""
@@ -142,12 +142,13 @@ class PushPublisher(AppIdentity):
         """``app_bye``: this app's silence from now on is on purpose (shutdown)."""
         self.broker.publish(CONTROL_CHANNEL, self._beats.bye())
 
-    def _attempt(self, what: str, once: Callable[[], T]) -> T:
-        attempts = Attempts(what, self._retry)
+    def _attempt(self, job: PokeJob | RevokeJob, once: Callable[[], T]) -> T:
+        attempts = None
         while True:
             try:
                 return once()
             except Exception as exc:
+                attempts = attempts or Attempts(job.what, self._retry)
                 self._sleep(attempts.failed(exc))
 
     def close(self) -> None:
