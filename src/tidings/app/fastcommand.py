@@ -1,15 +1,23 @@
-"""The commands' fast path: ``POST /api/projects/{id}/commands`` answered before
-the framework's routing and dependency injection run.
+"""The commands' fast path: ``POST /api/projects/{id}/commands`` answered in
+front of the whole middleware stack, before the framework's routing and
+dependency injection run.
 
-Measured (bench/write_path.py, docs/PERFORMANCE.md): once the store issued a
-command's statements on the bare driver, the framework's per-request machinery
-was the largest part of what was left. This layer takes only requests it can
-read exactly as the route would: the body is parsed and validated by the same
-model in the same (Python) mode, and anything it would not take as is (bad
-JSON, a validation error, an odd header or id) is handed to the framework with
-the body replayed, so every error keeps the route's status and body. A valid
-request runs the route's own ``apply_command``. ``AppSettings.fast_commands=False``
-turns it off; the API tests run both ways.
+Measured (bench/write_path.py, bench/command_cpu.py, docs/PERFORMANCE.md): once
+the store issued a command's statements on the bare driver, the framework's
+per-request machinery was the largest part of what was left, and then the
+layers around it (the framework's error and body-limit layers, the security
+headers, the body rules, the poll's pass-through, compression: ~14 us a
+command in-process). This layer takes only requests it can read exactly as the
+route would, behind those layers: a body declared as JSON (``BodyRules``'
+media types) by a Content-Length within the body limit, at most one
+Idempotency-Key of the route's lengths; the body parsed and validated by the
+same model in the same (Python) mode. Anything else (a chunked or oversized
+body, another media type, bad JSON, a validation error, an odd header or id)
+goes to the whole stack, with any body already read replayed, so every answer
+keeps its status and body. A valid request runs the route's own
+``apply_command``; its answer gets what the layers would add: the security
+headers, and compression when it is large enough to be compressed.
+``AppSettings.fast_commands=False`` turns it off; the API tests run both ways.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.app.errors import unexpected_response
+from tidings.app.compression import MINIMUM_BYTES, Compression
+from tidings.app.errors import is_json, unexpected_response
 from tidings.app.polling import MAX_PROJECT_ID
 from tidings.app.routes.projects import apply_command
 from tidings.app.routes.responses import JSON
@@ -36,19 +45,27 @@ _COMMANDS = re.compile(r"/api/projects/([0-9]{1,16})/commands")
 _KEY_LENGTHS = range(1, 201)
 
 
+Headers = list[tuple[bytes, bytes]]
+
+
 class FastCommands:
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    """``app``: the whole middleware stack; ``limit``: its body limit (bytes);
+    ``headers``: the security headers it adds to an API answer."""
+
+    def __init__(self, app: ASGIApp, services: Services, *, limit: int, headers: Headers) -> None:
         self.app = app
         self.services = services
+        self.limit = limit
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = None
         if scope["type"] == "http" and scope["method"] == "POST":
             match = _COMMANDS.fullmatch(scope["path"])
-        if match is None:
+        if match is None or not self._declared(scope["headers"]):
             await self.app(scope, receive, send)
             return
-        # The body is bounded by BodyRules outside (413 past its limit).
+        # Content-Length is within the limit, and the server reads no more.
         messages: list[Message] = []
         chunks: list[bytes] = []
         while True:
@@ -75,7 +92,50 @@ class FastCommands:
             response = JSON(exc.body(), status_code=exc.status, headers=headers)
         except Exception as exc:
             response = unexpected_response("POST", scope["path"], exc)
-        await response(scope, receive, send)
+        await self._send(response, scope, receive, send)
+
+    def _declared(self, headers: Headers) -> bool:
+        """A JSON body by Content-Length within the limit (what ``BodyRules``
+        takes without a word), and no Transfer-Encoding."""
+        length = content_type = None
+        for name, value in headers:
+            if name == b"content-length":
+                if length is not None:
+                    return False
+                length = value
+            elif name == b"content-type":
+                if content_type is not None:
+                    return False
+                content_type = value
+            elif name == b"transfer-encoding":
+                return False
+        return (
+            length is not None
+            and length.isdigit()
+            and int(length) <= self.limit
+            and content_type is not None
+            and is_json(content_type)
+        )
+
+    async def _send(self, response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+        """What the stack sends for ``response``: a small body as it is (as
+        ``Compression`` sends it), a larger one through ``Compression``; the
+        security headers last, as the outermost layer adds them."""
+        if len(response.body) >= MINIMUM_BYTES:
+            extra = self.headers
+
+            async def secured(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), *extra]
+                await send(message)
+
+            await Compression(response)(scope, receive, secured)
+            return
+        headers = [*response.raw_headers, *self.headers]
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        await send({"type": "http.response.body", "body": response.body})
 
 
 def _parse(

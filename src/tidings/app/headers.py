@@ -87,23 +87,30 @@ DOCS_POLICY = (
 )
 
 
+def security_headers(
+    push_urls: PushUrls, https: bool, *, docs: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """The headers added to every answer (``docs``: to the API reference pages)."""
+    common = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+    if https:
+        common.append((b"strict-transport-security", f"max-age={HSTS_MAX_AGE}".encode()))
+    policy = DOCS_POLICY if docs else content_security_policy(push_urls)
+    return [*common, (b"content-security-policy", policy.encode())]
+
+
 class SecurityHeaders:
     """Add the headers to each response start (the outermost middleware, so every
     response gets them, including the fast path's and the body limit's)."""
 
     def __init__(self, app: ASGIApp, *, push_urls: PushUrls, https: bool) -> None:
         self.app = app
-        common = [
-            (b"x-content-type-options", b"nosniff"),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-        ]
-        if https:
-            common.append((b"strict-transport-security", f"max-age={HSTS_MAX_AGE}".encode()))
-        csp = b"content-security-policy"
-        self._headers = [*common, (csp, content_security_policy(push_urls).encode())]
-        self._docs_headers = [*common, (csp, DOCS_POLICY.encode())]
+        self._headers = security_headers(push_urls, https)
+        self._docs_headers = security_headers(push_urls, https, docs=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from tidings import __version__
 from tidings.app import errors
@@ -21,7 +23,7 @@ from tidings.app.compression import Compression
 from tidings.app.fastcommand import FastCommands
 from tidings.app.fastpoll import FastPoll
 from tidings.app.fleet import PushFleet
-from tidings.app.headers import SecurityHeaders
+from tidings.app.headers import SecurityHeaders, security_headers
 from tidings.app.heap import freeze_startup_objects
 from tidings.app.metrics import Metrics
 from tidings.app.passwords import PasswordPool
@@ -143,7 +145,7 @@ def create_app(settings: AppSettings, *, services: Services | None = None) -> Fa
             await services.engines.dispose()
             services.passwords.close()
 
-    app = FastAPI(
+    app = App(
         title="tidings app",
         version=__version__,
         summary="An event-sourced project tracker with a polling API and push tokens.",
@@ -168,13 +170,28 @@ def create_app(settings: AppSettings, *, services: Services | None = None) -> Fa
         app.mount("/", StaticPages(directory=STATIC, html=True), name="static")
     # Inside the poll's fast path: the snapshot and the pages' files are compressed,
     # an up-to-date poll never pays for it.
-    if settings.fast_commands:
-        # Inside Compression: a command's response is compressed as the route's is.
-        app.add_middleware(FastCommands, services=services)
     app.add_middleware(Compression)
     if settings.fast_poll:
         app.add_middleware(FastPoll, services=services)
     app.add_middleware(errors.BodyRules, limit=settings.max_body_bytes)
     # Added last, so outermost: every response gets the headers.
     app.add_middleware(SecurityHeaders, push_urls=settings.push_urls, https=settings.secure_cookies)
+    if settings.fast_commands:
+        app.commands = functools.partial(
+            FastCommands,
+            services=services,
+            limit=settings.max_body_bytes,
+            headers=security_headers(settings.push_urls, settings.secure_cookies),
+        )
     return app
+
+
+class App(FastAPI):
+    """The framework's app, with the commands' fast path (app/fastcommand.py) in
+    front of its whole middleware stack when ``commands`` is set."""
+
+    commands: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.commands is None else self.commands(stack)
