@@ -62,28 +62,26 @@ class FastCommands:
         match = None
         if scope["type"] == "http" and scope["method"] == "POST":
             match = _COMMANDS.fullmatch(scope["path"])
-        if match is None or not self._declared(scope["headers"]):
+        key = _DECLINED if match is None else self._taken(scope["headers"])
+        if match is None or isinstance(key, _Declined):
             await self.app(scope, receive, send)
             return
         # Content-Length is within the limit, and the server reads no more.
-        messages: list[Message] = []
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        parsed = _parse(scope, match, b"".join(chunks))
+        message = await receive()
+        messages = [message]
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            raw = message.get("body", b"")
+        else:
+            raw = await _rest(message, messages, receive)
+        parsed = _parse(match, raw)
         if parsed is None:
             await self.app(scope, _replay(messages, receive), send)
             return
-        project_id, body, key = parsed
+        project_id, body = parsed
         response: Response
         try:
-            request = Request(scope, _replay(messages, receive))
+            # The route reads its input from the arguments, never the body again.
+            request = Request(scope)
             response = await apply_command(self.services, request, project_id, body, key)
         except TidingsError as exc:
             headers = {}
@@ -94,28 +92,38 @@ class FastCommands:
             response = unexpected_response("POST", scope["path"], exc)
         await self._send(response, scope, receive, send)
 
-    def _declared(self, headers: Headers) -> bool:
-        """A JSON body by Content-Length within the limit (what ``BodyRules``
-        takes without a word), and no Transfer-Encoding."""
-        length = content_type = None
+    def _taken(self, headers: Headers) -> str | _Declined | None:
+        """The Idempotency-Key (or None) of a request this path takes: a JSON
+        body by Content-Length within the limit (what ``BodyRules`` passes
+        without a word), no Transfer-Encoding, at most one key of the route's
+        lengths; else ``_DECLINED``."""
+        length = content_type = key = None
         for name, value in headers:
             if name == b"content-length":
                 if length is not None:
-                    return False
+                    return _DECLINED
                 length = value
             elif name == b"content-type":
                 if content_type is not None:
-                    return False
+                    return _DECLINED
                 content_type = value
+            elif name == b"idempotency-key":
+                if key is not None:
+                    return _DECLINED
+                key = value.decode("latin-1")
+                if len(key) not in _KEY_LENGTHS:
+                    return _DECLINED
             elif name == b"transfer-encoding":
-                return False
-        return (
-            length is not None
-            and length.isdigit()
-            and int(length) <= self.limit
-            and content_type is not None
-            and is_json(content_type)
-        )
+                return _DECLINED
+        if (
+            length is None
+            or not length.isdigit()
+            or int(length) > self.limit
+            or content_type is None
+            or not is_json(content_type)
+        ):
+            return _DECLINED
+        return key
 
     async def _send(self, response: Response, scope: Scope, receive: Receive, send: Send) -> None:
         """What the stack sends for ``response``: a small body as it is (as
@@ -138,21 +146,31 @@ class FastCommands:
         await send({"type": "http.response.body", "body": response.body})
 
 
-def _parse(
-    scope: Scope, match: re.Match[str], raw: bytes
-) -> tuple[int, CommandRequest, str | None] | None:
+class _Declined:
+    """The request goes to the whole stack."""
+
+
+_DECLINED = _Declined()
+
+
+async def _rest(first: Message, messages: list[Message], receive: Receive) -> bytes:
+    """The body of a request sent in more than one message (each kept in ``messages``)."""
+    chunks = []
+    message = first
+    while message["type"] == "http.request":
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+        message = await receive()
+        messages.append(message)
+    return b"".join(chunks)
+
+
+def _parse(match: re.Match[str], raw: bytes) -> tuple[int, CommandRequest] | None:
     """The route's inputs, or None when the framework should answer."""
     project_id = int(match.group(1))
     if not 1 <= project_id <= MAX_PROJECT_ID:
         return None
-    keys = [v for k, v in scope["headers"] if k == b"idempotency-key"]
-    key = None
-    if keys:
-        if len(keys) > 1:
-            return None
-        key = keys[0].decode("latin-1")
-        if len(key) not in _KEY_LENGTHS:
-            return None
     try:
         # The framework reads the body as JSON and validates the object in
         # Python mode; orjson refuses more than json does (NaN, lone
@@ -160,7 +178,7 @@ def _parse(
         body = CommandRequest.model_validate(orjson.loads(raw))
     except (orjson.JSONDecodeError, ValidationError):
         return None
-    return project_id, body, key
+    return project_id, body
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
