@@ -21,7 +21,7 @@ from tidings.store.accounts import Accounts
 from tidings.store.engine import Engines, create_engines
 from tidings.store.events import EventStore
 from tidings.store.migrate import upgrade
-from tidings.store.sqlitewrites import SqliteCommands
+from tidings.store.sqlitewrites import Gate, SqliteCommands
 
 
 @dataclasses.dataclass
@@ -112,3 +112,44 @@ async def test_commits_are_checkpointed_off_the_loop_every_so_many(
         assert time.monotonic() < deadline, "no checkpoint"
         await asyncio.sleep(0.01)
     assert await db.store.current_version(db.pid) == 7
+
+
+async def test_commands_held_by_a_checkpoint_all_go_on_in_the_next_pass() -> None:
+    """Once the turn opens, every command waiting runs in the next pass of the
+    loop (asyncio.Lock would wake one per pass), and a newcomer never queues
+    behind waiters at an open turn."""
+    gate = Gate()
+    await gate.enter()  # a checkpoint in progress
+    ran: list[int] = []
+
+    async def command(n: int) -> None:
+        if not gate.try_enter():
+            await gate.enter()
+        ran.append(n)  # the transaction, without yielding
+        gate.leave()
+
+    waiting = [asyncio.create_task(command(n)) for n in range(5)]
+    await asyncio.sleep(0)
+    assert ran == []
+    gate.leave()  # the checkpoint ends
+    assert gate.try_enter()  # open, though five are about to wake
+    ran.append(99)
+    gate.leave()
+    await asyncio.sleep(0)
+    assert ran == [99, 0, 1, 2, 3, 4]
+    await asyncio.gather(*waiting)
+
+
+async def test_a_waiter_cancelled_at_the_turn_leaves_the_others_waiting() -> None:
+    gate = Gate()
+    await gate.enter()
+    first = asyncio.create_task(gate.enter())
+    second = asyncio.create_task(gate.enter())
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    assert first.cancelled() and not second.done()
+    gate.leave()
+    await asyncio.wait_for(second, 1)
+    assert not gate.try_enter()  # second holds it
+    gate.leave()

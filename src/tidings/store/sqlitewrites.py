@@ -6,8 +6,9 @@ aiosqlite a command cost ~20x the bare driver's CPU, most of it in handing
 each statement to aiosqlite's thread and back. A command's statements take
 well under a millisecond here (WAL, ``synchronous=NORMAL``: a commit writes
 the WAL and does not fsync), so they run on the loop itself, from ``BEGIN
-IMMEDIATE`` to ``COMMIT`` without yielding; an ``asyncio.Lock`` keeps a
-second command off the connection should a transaction ever wait.
+IMMEDIATE`` to ``COMMIT`` without yielding; a ``Gate`` keeps a second
+command off the connection while a transaction waits (a busy retry) or a
+checkpoint runs.
 
 Other writers (accounts, flags, new projects, pruning, rebuilds and
 migrations on SQLAlchemy's writer; another process on the same file) take
@@ -119,6 +120,55 @@ def named_statement(ids: int, owner: bool) -> str:
     return "SELECT id, rank, owner_id, body FROM stories WHERE " + " OR ".join(named)
 
 
+class Gate:
+    """The command connection's turn: a command that finds it open takes it and,
+    running its transaction without yielding, leaves before anyone else runs.
+    Only a busy retry or a checkpoint holds it across an await; when it opens,
+    every command waiting goes on in the same pass of the loop.
+
+    Not ``asyncio.Lock``: a lock wakes one waiter per release and makes a
+    newcomer queue behind any waiter, so once commands queued behind a
+    checkpoint, under a steady load they kept queuing, each taking a pass of
+    the loop of its own (one ``epoll_wait`` per command instead of one per ~25,
+    measured with ``perf stat``) for as long as the load lasted."""
+
+    __slots__ = ("_held", "_waiters")
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def try_enter(self) -> bool:
+        if self._held:
+            return False
+        self._held = True
+        return True
+
+    async def enter(self) -> None:
+        while self._held:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self._held = True
+
+    def leave(self) -> None:
+        self._held = False
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def __aenter__(self) -> None:
+        await self.enter()
+
+    async def __aexit__(self, *_: object) -> None:
+        self.leave()
+
+
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in (
@@ -143,27 +193,29 @@ class SqliteCommands:
         self._path = path
         self._busy_timeout = busy_timeout_ms / 1000
         self._writes: SqliteWrites | None = None
-        self._lock = asyncio.Lock()
+        self._gate = Gate()
         self._commits = 0
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpoint: asyncio.Task[None] | None = None
         self.observers: list[Observer] = []
 
-    async def _begin(self, conn: sqlite3.Connection) -> None:
-        """``BEGIN IMMEDIATE``, waiting for another connection's write lock off
-        the loop, up to the busy timeout."""
+    async def _wait_to_begin(self, conn: sqlite3.Connection, busy: sqlite3.Error) -> None:
+        """``BEGIN IMMEDIATE`` again until another connection's write lock is
+        released, waiting off the loop, up to the busy timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._busy_timeout
         delay = _FIRST_RETRY
-        while True:
+        while loop.time() + delay <= deadline:
+            await asyncio.sleep(delay)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or loop.time() + delay > deadline:
+                if not _is_busy(exc):
                     raise
-            await asyncio.sleep(delay)
+                busy = exc
             delay = min(delay * 2, _LONGEST_RETRY)
+        raise busy
 
     def transaction(self) -> SqliteTransaction:
         """One transaction; sqlite3's errors come out as SQLAlchemy's
@@ -172,16 +224,24 @@ class SqliteCommands:
         return SqliteTransaction(self)
 
     async def _enter(self) -> SqliteWrites:
-        await self._lock.acquire()
+        gate = self._gate
+        if not gate.try_enter():
+            await gate.enter()
         try:
             if self._writes is None:
                 self._writes = SqliteWrites(_connect(self._path), self.observers)
-            await self._begin(self._writes.conn)
+            conn = self._writes.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                await self._wait_to_begin(conn, exc)
         except sqlite3.Error as exc:
-            self._lock.release()
+            gate.leave()
             raise _translated(exc) from exc
         except BaseException:
-            self._lock.release()
+            gate.leave()
             raise
         return self._writes
 
@@ -198,7 +258,7 @@ class SqliteCommands:
         except sqlite3.Error as exc:
             raise _translated(exc) from exc
         finally:
-            self._lock.release()
+            self._gate.leave()
         if failed is not None:
             if isinstance(failed, sqlite3.Error):
                 raise _translated(failed) from failed
@@ -211,7 +271,7 @@ class SqliteCommands:
     async def _checkpointed(self) -> None:
         """A RESTART checkpoint in a worker thread, commands held off meanwhile."""
         try:
-            async with self._lock:
+            async with self._gate:
                 await asyncio.get_running_loop().run_in_executor(None, self._restart)
         except sqlite3.Error:
             pass  # the WAL stays longer; the next checkpoint tries again
@@ -230,7 +290,7 @@ class SqliteCommands:
     async def dispose(self) -> None:
         if self._checkpoint is not None:
             await asyncio.wait([self._checkpoint])
-        async with self._lock:
+        async with self._gate:
             if self._writes is not None:
                 self._writes.conn.close()
             if self._checkpointer is not None:
