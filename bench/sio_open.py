@@ -10,12 +10,16 @@ WebSocket handshake with ``EIO=4&transport=websocket`` and the CONNECT frame
 with a JWT pipelined behind it; ``/ws``: the handshake and a subscribe) in one
 read. It times the calls with ``time.thread_time`` (this thread's CPU only),
 ``--clients`` a round, and reports the median of ``--rounds`` rounds per
-client; ``--ws`` runs ``/ws``'s path in the same rounds, alternating, for the
-ratio. With ``--profile``, one more round of each under cProfile gives the
-calls per client (Python functions and all calls) and the costliest
-functions. The kernel, uvloop and the event loop's own work are not in these
-figures (``bench/storm.py --burst`` measures them); the socket closes, not timed,
+client and the lowest (the least disturbed by other work on the machine);
+``--ws`` runs ``/ws``'s path in the same rounds, alternating, for the ratio.
+With ``--profile``, one more round of each under cProfile gives the calls per
+client (Python functions and all calls) and the costliest functions. The
+kernel, uvloop and the event loop's own work are not in these figures
+(``bench/storm.py --burst`` measures them); the socket closes, not timed,
 follow each round.
+
+Another tree's server: ``PYTHONPATH=/tmp/before/src`` (the first line printed
+says which tree was measured).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import json
 import pstats
 import socket
 import statistics
@@ -34,9 +39,7 @@ from typing import Any
 
 import uvloop
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from storm import request
-
+import tidings
 from tidings.broker.memory import MemoryBroker
 from tidings.protocol.tokens import KeyRing, sign_push_token
 from tidings.push.http import HttpConnection
@@ -45,6 +48,31 @@ from tidings.push.settings import PushSettings
 
 PROJECT = 7
 PORT = 8080
+WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def client_frame(payload: str) -> bytes:
+    """A masked client text frame (a zero mask: valid, and storm.py's clients use it)."""
+    data = payload.encode()
+    n = len(data)
+    head = bytes((0x81, 0x80 | n)) if n < 126 else bytes((0x81, 0xFE)) + n.to_bytes(2, "big")
+    return head + b"\0\0\0\0" + data
+
+
+def request(kind: str, port: int, token: str, project: int) -> bytes:
+    """What ``bench/storm.py``'s burst client sends at once (its ``request``, copied:
+    importing storm would put this tree's src/ first on the path, whatever
+    PYTHONPATH says, and a run against another tree would measure this one)."""
+    upgrade = (
+        f"HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    if kind == "sio":
+        auth = json.dumps({"token": token, "projects": {str(project): 0}})
+        head = f"GET /socket.io/?EIO=4&transport=websocket {upgrade}"
+        return head.encode() + client_frame("40" + auth)
+    sub = json.dumps({"type": "subscribe", "token": token, "projects": {project: 0}})
+    return f"GET /ws {upgrade}".encode() + client_frame(sub)
 
 
 class StandInSocket:
@@ -210,6 +238,7 @@ async def run(args: argparse.Namespace) -> None:
                 rounds[kind].append(await one_round(server, kind, keys_spec, used, n, None))
                 used += n
         label = {"sio": "Socket.IO over WebSocket", "ws": "/ws"}
+        print(f"tidings from {Path(tidings.__file__).parent}")
         medians = {kind: statistics.median(values) for kind, values in rounds.items()}
         lows = {kind: min(values) for kind, values in rounds.items()}
         for kind in kinds:
