@@ -23,6 +23,7 @@ from tidings.push.sio.engineio import (
     Closed,
     EngineConfig,
     EngineServer,
+    EngineSession,
     HttpResponse,
     Output,
     ProtocolError,
@@ -75,7 +76,7 @@ class SioConnection(SioSession, Conn):
     def __init__(
         self, sid: str, config: EngineConfig, table: SessionTable, now: float, websocket: bool
     ) -> None:
-        super().__init__(sid, config, table, now, websocket)
+        EngineSession.__init__(self, sid, config, table, now, websocket)  # (SioSession has none)
         self.init_conn()
         self._endpoint: SocketIOEndpoint | None = None
         #: The endpoint's context, once the endpoint has taken the session.
@@ -124,7 +125,9 @@ class SioConnection(SioSession, Conn):
 
     # -- carrying out the session's decisions ---------------------------------
 
-    def carry_out(self, out: Output) -> None:
+    def carry_out(self, out: Output, now: float | None = None) -> None:
+        """Do what ``out`` says; ``now``: the time of the input that made it, if
+        the caller has it (events then need not read the clock again)."""
         if out.poll is not None and self._poll is not None:
             conn, headers = self._poll
             self._poll = None
@@ -142,7 +145,7 @@ class SioConnection(SioSession, Conn):
                         code, reason = _CLOSE_CODES.get(event.reason, (code, reason))
                 ws.close(code, reason)
         for event in out.events:
-            self._handle_event(event)
+            self._handle_event(event, now)
         if self._endpoint is not None:
             self._endpoint._arm()
 
@@ -164,12 +167,13 @@ class SioConnection(SioSession, Conn):
             self._poll = None
             self.carry_out(self.poll_aborted(self.ctx.now()))
 
-    def _handle_event(self, event: object) -> None:
+    def _handle_event(self, event: object, now: float | None) -> None:
         ctx = self.ctx
         hub = ctx.hub
+        if now is None:
+            now = ctx.now()
         # By exact type: the session's events are never subclassed.
         if type(event) is Subscribe or type(event) is Refresh:
-            now = ctx.now()
             try:
                 wall = ctx.wall()
                 claims = hub.authorize(event.token, event.projects, wall)
@@ -185,7 +189,7 @@ class SioConnection(SioSession, Conn):
         elif type(event) is Connected:
             wfd = self.wfd
             try:
-                hub.attach(self, ctx.now())
+                hub.attach(self, now)
             except TidingsError as exc:
                 self.close(exc.close_code, exc.detail)
                 return
@@ -275,7 +279,8 @@ class SioWebSocket(WebSocketProtocol):
         session = self.session
         if session._ws is self:
             upgraded = session.websocket
-            session.carry_out(session.receive_ws(payload, self.ctx.now()))
+            now = self.ctx.now()
+            session.carry_out(session.receive_ws(payload, now), now)
             if not upgraded and session.websocket:
                 session.track_socket()
             if not upgraded and session.websocket and session.paused_since is not None:
