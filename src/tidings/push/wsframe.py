@@ -11,7 +11,7 @@ passed in). It does not do the HTTP handshake (see websocket.py).
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import math
 import struct
@@ -52,13 +52,16 @@ def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for a client's ``Sec-WebSocket-Key`` (RFC 6455 4.2.2)."""
     sha1 = _SHA1.copy()
     sha1.update(key.encode() + _GUID)
-    return base64.b64encode(sha1.digest()).decode()
+    # base64.b64encode without its Python frame (every handshake's path).
+    return binascii.b2a_base64(sha1.digest(), newline=False).decode()
 
 
 def valid_key(key: str) -> bool:
+    """Base64 of 16 bytes, strictly (``base64.b64decode(key, validate=True)``
+    written out: one call instead of three on every handshake's path)."""
     try:
-        return len(base64.b64decode(key, validate=True)) == 16
-    except ValueError:
+        return len(binascii.a2b_base64(key.encode("ascii"), strict_mode=True)) == 16
+    except ValueError:  # binascii.Error and UnicodeEncodeError are ValueErrors
         return False
 
 

@@ -331,3 +331,39 @@ async def test_session_timers_fire_at_their_deadline_not_on_the_tick(
     # A few ms on an idle machine; a busy 2-core one gets scheduling slack.
     assert -0.01 < late_ping < 0.5, late_ping
     assert -0.01 < late_close < 0.5, late_close
+
+
+async def test_a_websocket_only_session_is_pending_as_its_socket(
+    start_server: StartServer,
+) -> None:
+    """Without a token, a WebSocket-only session holds a place among the pending
+    sockets, not among the long-polling sessions: filling the sessions' pool from
+    a kept-alive socket drops the oldest polling session, never it, and its token
+    settles its socket."""
+    server, _ = await start_server(max_pending=2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    ws = await RawWebSocket.connect(server.port, path="/socket.io/?EIO=4&transport=websocket")
+    assert ws.status == 101
+    assert (await ws.frame())[1].startswith(b"0{")
+    assert len(server.context.pending) == 2  # the kept-alive socket and the WebSocket
+    sids = []
+    for _ in range(3):  # three polling sessions on one socket: the pool holds two
+        writer.write(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        body = await asyncio.wait_for(reader.readexactly(length), WAIT)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        sids.append(json.loads(body[1:])["sid"])
+    assert server.counters.pending_evicted == 1  # the first polling session
+    assert len(server.context.pending) == 2
+    auth = {"token": token(projects=[7]), "projects": {"7": 0}}
+    ws.send(1, b"40" + json.dumps(auth).encode())
+    assert (await ws.frame())[1].startswith(b'40{"sid":')
+    assert (await ws.frame())[1].startswith(b'42["subscribed",')
+    assert len(server.context.pending) == 1  # only the kept-alive socket now
+    status, body = await _http(
+        server.port, "GET", f"/socket.io/?EIO=4&transport=polling&sid={sids[0]}"
+    )
+    assert status == 400 and json.loads(body)["code"] == 1  # the evicted one is gone
+    ws.close()
+    writer.close()

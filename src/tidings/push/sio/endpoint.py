@@ -23,6 +23,7 @@ from tidings.push.sio.engineio import (
     Closed,
     EngineConfig,
     EngineServer,
+    EngineSession,
     HttpResponse,
     Output,
     ProtocolError,
@@ -49,9 +50,11 @@ def config_for(ctx: PushContext) -> EngineConfig:
         ping_timeout=settings.sio_ping_timeout,
         # A POST body past the HTTP layer's cap never reaches the session.
         max_payload=min(settings.sio_max_payload, settings.max_body_bytes),
-        # Clients, plus sessions without a token (bounded by max_pending) and
-        # those closing (each lingers untrusted_close_timeout at most).
-        max_sessions=settings.max_connections + 2 * settings.max_pending,
+        # Clients, plus sessions without a token (long-polling ones bounded by
+        # the endpoint's max_pending, WebSocket-only ones by the pending
+        # sockets' max_pending) and those closing (each lingers
+        # untrusted_close_timeout at most).
+        max_sessions=settings.max_connections + 3 * settings.max_pending,
         connect_timeout=settings.handshake_timeout,
     )
 
@@ -73,7 +76,7 @@ class SioConnection(SioSession, Conn):
     def __init__(
         self, sid: str, config: EngineConfig, table: SessionTable, now: float, websocket: bool
     ) -> None:
-        super().__init__(sid, config, table, now, websocket)
+        EngineSession.__init__(self, sid, config, table, now, websocket)  # (SioSession has none)
         self.init_conn()
         self._endpoint: SocketIOEndpoint | None = None
         #: The endpoint's context, once the endpoint has taken the session.
@@ -95,7 +98,7 @@ class SioConnection(SioSession, Conn):
             # The fan-out path: one framing per message, then the same bytes for all.
             frame = frames.get(_FRAME_KEY)
             if frame is None:
-                frame = frames[_FRAME_KEY] = text_frame(_packet(msg))
+                frame = frames[_FRAME_KEY] = _ws_frame(msg)
             ws = self._ws
             if ws is not None:
                 ws.send_frame(frame)
@@ -122,7 +125,9 @@ class SioConnection(SioSession, Conn):
 
     # -- carrying out the session's decisions ---------------------------------
 
-    def carry_out(self, out: Output) -> None:
+    def carry_out(self, out: Output, now: float | None = None) -> None:
+        """Do what ``out`` says; ``now``: the time of the input that made it, if
+        the caller has it (events then need not read the clock again)."""
         if out.poll is not None and self._poll is not None:
             conn, headers = self._poll
             self._poll = None
@@ -140,7 +145,7 @@ class SioConnection(SioSession, Conn):
                         code, reason = _CLOSE_CODES.get(event.reason, (code, reason))
                 ws.close(code, reason)
         for event in out.events:
-            self._handle_event(event)
+            self._handle_event(event, now)
         if self._endpoint is not None:
             self._endpoint._arm()
 
@@ -162,35 +167,38 @@ class SioConnection(SioSession, Conn):
             self._poll = None
             self.carry_out(self.poll_aborted(self.ctx.now()))
 
-    def _handle_event(self, event: object) -> None:
+    def _handle_event(self, event: object, now: float | None) -> None:
         ctx = self.ctx
         hub = ctx.hub
-        if isinstance(event, Subscribe | Refresh):
+        if now is None:
             now = ctx.now()
+        # By exact type: the session's events are never subclassed.
+        if type(event) is Subscribe or type(event) is Refresh:
             try:
                 wall = ctx.wall()
                 claims = hub.authorize(event.token, event.projects, wall)
-                refresh = isinstance(event, Refresh)
+                refresh = type(event) is Refresh
                 hub.subscribe(self, claims, event.projects, now, wall, refresh=refresh)
             except TidingsError as exc:
                 self.close(exc.close_code, exc.detail)
                 return
             self._handshake_by = _NEVER
             self._reschedule()
-            self._trusted(now)
-        elif isinstance(event, Connected):
+            if not self.trusted:
+                self._trusted(now)
+        elif type(event) is Connected:
             wfd = self.wfd
             try:
-                hub.attach(self, ctx.now())
+                hub.attach(self, now)
             except TidingsError as exc:
                 self.close(exc.close_code, exc.detail)
                 return
             self.wfd = wfd  # attach starts the hub's fields afresh; the socket is the same
             # As on /ws, a subscribe must follow: by the connect timeout, which
             # counts from the session's start (see _handshake_expired).
-        elif isinstance(event, InvalidEvent):
+        elif type(event) is InvalidEvent:
             self.close(event.error.close_code, event.error.detail)
-        elif isinstance(event, Closed):
+        elif type(event) is Closed:
             hub.detach(self)
             if self._endpoint is not None:
                 self._endpoint.pending.remove(self)
@@ -216,6 +224,24 @@ class SioConnection(SioSession, Conn):
             self.close(CloseCode.POLICY, f"no subscribe within {limit:g} s")
         else:
             super()._handshake_expired(now, out)
+
+
+#: ``42["<type>",`` for each server message type: encode_event's head, built once.
+_EVENT_HEADS: Final = {t.value: b'42["' + t.value.encode() + b'",' for t in push.ServerType}
+
+
+def _ws_frame(msg: EncodedMessage) -> bytes:
+    """The message's WebSocket frame (the packet is not cached: on a WebSocket
+    only the frame is asked for again)."""
+    packet = msg.frames.get(_PACKET_KEY)
+    if packet is None:
+        kind, data = msg.kind, msg.data
+        head = _EVENT_HEADS.get(kind) if kind is not None else None
+        if head is not None and b"\x1e" not in data:
+            packet = head + data + b"]"  # encode_event(kind, data), written out
+        else:
+            packet = encode_message(data) if kind is None else encode_event(kind, data)
+    return text_frame(packet)
 
 
 def _packet(msg: EncodedMessage) -> bytes:
@@ -253,7 +279,8 @@ class SioWebSocket(WebSocketProtocol):
         session = self.session
         if session._ws is self:
             upgraded = session.websocket
-            session.carry_out(session.receive_ws(payload, self.ctx.now()))
+            now = self.ctx.now()
+            session.carry_out(session.receive_ws(payload, now), now)
             if not upgraded and session.websocket:
                 session.track_socket()
             if not upgraded and session.websocket and session.paused_since is not None:
@@ -296,25 +323,37 @@ class SocketIOEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = _NEVER
         settings = ctx.settings
-        #: Sessions without a verified token yet, oldest first, per address:
-        #: at most ``max_pending`` in all (the oldest is closed to make room)
-        #: and ``max_pending_per_ip`` per address.
+        #: Long-polling sessions without a verified token yet, oldest first, per
+        #: address: at most ``max_pending`` in all (the oldest is closed to make
+        #: room) and ``max_pending_per_ip`` per address. A WebSocket-only
+        #: session is not here: it lives and dies with its socket, which is
+        #: pending in the server's table (PushContext.pending) until the
+        #: session's token is verified, and bounded there.
         self.pending: PendingTable[SioConnection] = PendingTable()
         #: New sessions per address: sockets have their own bucket, but one
         #: kept-alive socket can ask for any number of sessions.
         self._rate = IpRateLimiter(settings.ip_rate, settings.ip_burst)
+        #: Parsed handshake queries by their text (see _fields).
+        self._queries: dict[str, Query] = {}
 
-    def _admit(self, peer: str, now: float) -> TidingsError | None:
-        """May ``peer`` start one more session? Makes room in a full pending pool."""
+    def _admit(self, peer: str, now: float, *, websocket: bool = False) -> TidingsError | None:
+        """May ``peer`` start one more session? Makes room in a full pending pool.
+
+        A WebSocket-only session (``websocket``) takes no place here (see
+        ``pending``): its socket already has one among the pending sockets,
+        capped per address and in all there, so only the rate applies.
+        """
         settings = self.ctx.settings
         if settings.ip_rate > 0:
             cap = settings.max_pending_per_ip
-            if cap and self.pending.count_for(peer) >= cap:
+            if cap and not websocket and self.pending.count_for(peer) >= cap:
                 detail = "too many sessions without a token from this address"
                 return RateLimited(detail, retry_after=1)
             if not self._rate.allow(peer, now):
                 wait = max(1, round(self._rate.retry_after(peer, now) + 0.5))
                 return RateLimited("too many new sessions from this address", retry_after=wait)
+        if websocket:
+            return None
         while len(self.pending) >= settings.max_pending:
             # The oldest goes, at once and for good (no closing linger): it has
             # had the longest to send its token.
@@ -329,7 +368,8 @@ class SocketIOEndpoint:
         session._endpoint = self
         session.ctx = self.ctx
         session.peer = peer
-        self.pending.add(session, peer)
+        if not session.websocket:
+            self.pending.add(session, peer)
 
     def handle(self, request: Request, conn: HttpConnection) -> None:
         ctx = self.ctx
@@ -356,7 +396,7 @@ class SocketIOEndpoint:
             )
             return
         now = ctx.now()
-        query = _fields(request.query)
+        query = self._fields(request.query)
         if _is_handshake(query):
             # Full, draining or rate-limited: no new sessions. Existing ones keep
             # polling over new sockets (their requests are not new clients).
@@ -383,10 +423,10 @@ class SocketIOEndpoint:
 
     def _websocket(self, request: Request, conn: HttpConnection) -> None:
         now = self.ctx.now()
-        query = _fields(request.query)
-        if _is_handshake(query) and conn.refusal is None:
+        query = self._fields(request.query)
+        if type(query) is dict and "sid" not in query and conn.refusal is None:  # a handshake
             # (A refused socket is answered by ``upgrade``: 1013 after the 101.)
-            refusal = self._admit(request.peer, now)
+            refusal = self._admit(request.peer, now, websocket=True)
             if refusal is not None:
                 conn.refuse(refusal)
                 return
@@ -416,6 +456,20 @@ class SocketIOEndpoint:
         else:
             session.carry_out(session.ws_closed(now))
 
+    def _fields(self, query: str) -> Query:
+        """:func:`_parse`, remembered for handshakes without a timestamp: a
+        client's every handshake sends the same query (``EIO=4&transport=
+        websocket``). The fields are shared: nothing here changes them."""
+        cache = self._queries
+        fields = cache.get(query)
+        if fields is None:
+            fields = _parse(query)
+            if type(fields) is dict and "sid" not in fields and "t" not in fields:
+                if len(cache) >= _QUERY_CACHE:
+                    cache.clear()
+                cache[query] = fields
+        return fields
+
     # -- the sessions' clock: one timer, at the earliest deadline of any session --
 
     def _arm(self) -> None:
@@ -424,6 +478,8 @@ class SocketIOEndpoint:
         Called after every input (a deadline may have moved): each timer then
         fires within a loop iteration of its deadline, not on a periodic tick.
         """
+        if self._timer is not None and not self._sessions.moved:
+            return  # armed at the earliest deadline, and none has moved since
         at = self._sessions.next_wake()
         if at == _NEVER:
             return
@@ -445,7 +501,11 @@ class SocketIOEndpoint:
         self._arm()
 
 
-def _fields(query: str) -> Query:
+#: Parsed handshake queries kept at most (then the cache starts afresh).
+_QUERY_CACHE: Final = 64
+
+
+def _parse(query: str) -> Query:
     """The query's fields, parsed once for the endpoint and the session layer;
     the query itself when malformed (the session layer answers it with 400)."""
     try:

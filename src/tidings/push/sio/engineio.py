@@ -96,6 +96,9 @@ class Packet(NamedTuple):
     data: str | bytes = ""
 
 
+#: Stands for "a text message packet, its data after the type digit" (see
+#: EngineSession.receive_ws).
+_TEXT_MESSAGE: Final = Packet(PacketType.MESSAGE)
 _TYPE_OF_CHAR: Final[dict[str, PacketType]] = {str(int(t)): t for t in PacketType}
 
 
@@ -308,20 +311,22 @@ class SessionTable(dict[str, Any]):
     per tick.
     """
 
-    __slots__ = ("_heap", "_moved", "_seq")
+    __slots__ = ("_heap", "_seq", "moved")
 
     def __init__(self) -> None:
         super().__init__()
         self._heap: list[tuple[float, int, EngineSession]] = []
-        #: Sessions whose ``wake_at`` moved since the heap last took them.
-        self._moved: dict[EngineSession, None] = {}
+        #: Sessions whose ``wake_at`` moved since the heap last took them (an
+        #: owner that armed its timer at :meth:`next_wake` has nothing new to
+        #: arm while this is empty: deadlines only leave the heap meanwhile).
+        self.moved: dict[EngineSession, None] = {}
         self._seq = itertools.count()
 
     def wake(self, session: EngineSession) -> None:
-        self._moved[session] = None
+        self.moved[session] = None
 
     def _take_moved(self) -> None:
-        moved, heap, seq = self._moved, self._heap, self._seq
+        moved, heap, seq = self.moved, self._heap, self._seq
         for session in moved:
             at = session.wake_at
             if at < _NEVER:
@@ -330,7 +335,7 @@ class SessionTable(dict[str, Any]):
 
     def next_wake(self) -> float:
         """The earliest deadline of any session (``inf`` when none)."""
-        if self._moved:
+        if self.moved:
             self._take_moved()
         heap = self._heap
         while heap and heap[0][0] != heap[0][2].wake_at:
@@ -473,7 +478,9 @@ class EngineSession:
         self.trusted = False
         self._budget_at = now
         self._start_upper(now)
-        self._reschedule()
+        # _reschedule for an open session that had no deadline yet.
+        self.wake_at = min(self._heartbeat_at, self._upper_deadline())
+        table.moved[self] = None
 
     # -- what the server reads -------------------------------------------------
 
@@ -515,7 +522,7 @@ class EngineSession:
         out = Output()
         if self.state != _OPEN or not (self.websocket or self._upgrade):
             return out
-        if not self._charge(1, now, data in _PONGS):
+        if not self._charge(1, now, self._awaiting_pong and data in _PONGS):
             self._end(TOO_MANY_PACKETS, now, out, flush=False)
             return out
         packet: Packet | None = None
@@ -526,13 +533,18 @@ class EngineSession:
             try:
                 if isinstance(data, bytes) and not binary:
                     data = data.decode("utf-8")
-                packet = decode_packet(data)
+                # Nearly every packet of an upgraded session is a text message:
+                # handed up below without being decoded into a Packet first.
+                websocket_message = self.websocket and data[:1] == "4"
+                packet = _TEXT_MESSAGE if websocket_message else decode_packet(data)
             except (UnicodeDecodeError, ProtocolError):
                 pass
         if self.websocket:
             if packet is None:
                 self._end(reason, now, out, flush=False)
-            elif packet.type is PacketType.MESSAGE:  # nearly every packet, one call less
+            elif packet is _TEXT_MESSAGE:
+                self._on_message(data[1:], now, out)
+            elif packet.type is PacketType.MESSAGE:
                 self._on_message(packet.data, now, out)
             else:
                 self._on_packet(packet, now, out)
@@ -851,7 +863,7 @@ class EngineSession:
         else:
             self.wake_at = _NEVER
         if self.wake_at != before:
-            self._table.wake(self)
+            self._table.moved[self] = None  # SessionTable.wake, inline
 
 
 S = TypeVar("S", bound=EngineSession)
@@ -878,7 +890,7 @@ class _SidPool:
         if not ids:
             text = base64.urlsafe_b64encode(os.urandom(SID_BYTES * SIDS_PER_READ)).decode()
             step = SID_BYTES * 4 // 3
-            ids.extend(text[i : i + step] for i in range(0, len(text), step))
+            ids.extend([text[i : i + step] for i in range(0, len(text), step)])
         return ids.pop()
 
     def clear(self) -> None:
@@ -889,9 +901,9 @@ _SIDS = _SidPool()
 os.register_at_fork(after_in_child=_SIDS.clear)
 
 
-def new_sid() -> str:
-    """A fresh random id: 15 bytes from ``os.urandom``, 20 URL-safe characters."""
-    return _SIDS.take()
+#: A fresh random id: 15 bytes from ``os.urandom``, 20 URL-safe characters (the
+#: pool's own method: one call less on the path of every new session).
+new_sid: Final[Callable[[], str]] = _SIDS.take
 
 
 def parse_query(query: str | bytes) -> dict[str, str]:
@@ -951,6 +963,7 @@ class EngineServer(Generic[S]):
         self._new_sid = new_sid
         #: The ``transport`` values this server takes (the config is frozen).
         self._allowed = self._transports()
+        self._websocket_allowed = TRANSPORT_WEBSOCKET in self._allowed
 
     def handle_http(
         self, method: str, query: Query, body: bytes, now: float
@@ -972,6 +985,19 @@ class EngineServer(Generic[S]):
         the session.
         """
         out = Output()
+        if (
+            type(query) is dict
+            and query.get("transport") == TRANSPORT_WEBSOCKET
+            and self._websocket_allowed
+            and "sid" not in query
+            and query.get("EIO") == "4"
+            and len(self.sessions) < self.config.max_sessions
+        ):
+            # A new WebSocket-only session (most clients): _websocket's checks,
+            # in the order they pass, without its calls.
+            session = self._create(now, websocket=True)
+            out.frames.append(session.open_packet())
+            return session, out
         try:
             return self._websocket(query, now, out), out
         except _Refused as refused:

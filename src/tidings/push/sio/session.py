@@ -53,7 +53,9 @@ class Connected:
 _CONNECTED: Final = Connected()
 
 
-@dataclass(frozen=True, slots=True)
+# Subscribe and Refresh are made for every client: plain slotted classes (a
+# frozen dataclass's __init__ sets each field through object.__setattr__).
+@dataclass(slots=True)
 class Subscribe:
     """The client subscribed (an event, or the token in CONNECT's auth payload)."""
 
@@ -62,7 +64,7 @@ class Subscribe:
     projects: dict[int, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Refresh:
     """The client sent a fresh token (and possibly more projects)."""
 

@@ -59,6 +59,10 @@ class SioPacket(NamedTuple):
 _TYPES: Final = tuple(PacketType)
 _DIGITS: Final = frozenset("0123456789")
 _JSON_SPACE: Final = frozenset(" \t\r\n")
+#: Types whose packets may have JSON right after the type digit (not the binary
+#: ones: an attachments count comes first), and how that JSON may start.
+_PLAIN_TYPES: Final = {str(int(t)): t for t in PacketType if t < PacketType.BINARY_EVENT}
+_JSON_START: Final = frozenset("{[")
 
 
 def _is_json_object(value: object) -> bool:
@@ -77,6 +81,20 @@ def _valid_event_args(value: object) -> bool:
 
 def decode_packet(text: str) -> SioPacket:
     """Decode one text packet; raise :class:`ProtocolError` on anything malformed."""
+    kind = _PLAIN_TYPES.get(text[:1])
+    if kind is not None and text[1:2] in _JSON_START and text[-1] not in _JSON_SPACE:
+        # The common shape (CONNECT with auth, an EVENT): no attachments count,
+        # namespace or ack id, JSON from the second character, checked as below.
+        try:
+            payload = orjson.loads(text[1:])
+        except orjson.JSONDecodeError:
+            raise ProtocolError("Socket.IO payload is not JSON") from None
+        if kind is PacketType.CONNECT:  # _check_payload's rule for it, inline
+            if not isinstance(payload, dict):
+                raise ProtocolError("invalid payload for a CONNECT packet")
+        else:
+            _check_payload(kind, None, payload)
+        return SioPacket(kind, DEFAULT_NAMESPACE, None, payload)
     if not text:
         raise ProtocolError("empty Socket.IO packet")
     head = text[0]
