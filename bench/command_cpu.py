@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import itertools
 import os
 import pstats
 import random
@@ -47,6 +48,8 @@ PROJECTS = 8
 
 Asgi = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
+_TITLES = itertools.count(1)
+
 
 class Requests:
     """The same ``update_story`` requests for both apps, as wrk's script makes them."""
@@ -55,13 +58,12 @@ class Requests:
         self.auth = f"Bearer {token}".encode()
         self.pids = pids
         self.rng = random.Random(seed)
-        self.counter = 0
 
     def next(self) -> tuple[dict[str, Any], bytes]:
-        self.counter += 1
         pid = self.rng.choice(self.pids)
-        body = (
-            b'{"command": {"type": "update_story", "story_id": 1, "title": "t %d"}}' % self.counter
+        # Titles never repeat in a run: an update that changes nothing is refused.
+        body = b'{"command": {"type": "update_story", "story_id": 1, "title": "t %d"}}' % next(
+            _TITLES
         )
         scope = {
             "type": "http",
@@ -87,7 +89,7 @@ class Requests:
 
 
 async def call(app: Asgi, scope: dict[str, Any], body: bytes) -> int:
-    """One request through ``app``; its status."""
+    """One request through ``app``; its status (and, past 299, its body on stderr)."""
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -97,7 +99,10 @@ async def call(app: Asgi, scope: dict[str, Any], body: bytes) -> int:
         sent.append(message)
 
     await app(scope, receive, send)
-    return int(sent[0]["status"])
+    status = int(sent[0]["status"])
+    if status > 299:
+        print(sent[-1].get("body", b"")[:500], file=sys.stderr)
+    return status
 
 
 async def run_round(app: Asgi, requests: Requests, commands: int) -> tuple[float, float]:
