@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import json
 import pstats
 import socket
 import statistics
@@ -46,33 +45,11 @@ from tidings.push.http import HttpConnection
 from tidings.push.server import PushServer
 from tidings.push.settings import PushSettings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lib.burst import request
+
 PROJECT = 7
 PORT = 8080
-WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-
-
-def client_frame(payload: str) -> bytes:
-    """A masked client text frame (a zero mask: valid, and storm.py's clients use it)."""
-    data = payload.encode()
-    n = len(data)
-    head = bytes((0x81, 0x80 | n)) if n < 126 else bytes((0x81, 0xFE)) + n.to_bytes(2, "big")
-    return head + b"\0\0\0\0" + data
-
-
-def request(kind: str, port: int, token: str, project: int) -> bytes:
-    """What ``bench/storm.py``'s burst client sends at once (its ``request``, copied:
-    importing storm would put this tree's src/ first on the path, whatever
-    PYTHONPATH says, and a run against another tree would measure this one)."""
-    upgrade = (
-        f"HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    if kind == "sio":
-        auth = json.dumps({"token": token, "projects": {str(project): 0}})
-        head = f"GET /socket.io/?EIO=4&transport=websocket {upgrade}"
-        return head.encode() + client_frame("40" + auth)
-    sub = json.dumps({"type": "subscribe", "token": token, "projects": {project: 0}})
-    return f"GET /ws {upgrade}".encode() + client_frame(sub)
 
 
 class StandInSocket:

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -69,13 +68,13 @@ from churn import raise_nofile, spawn_logged
 from churn import start_push as churn_push
 from fanout import cpu_sched, free_port, git_state, log, start_redis, stop_process, wait_port
 from fanout_load import IP_BIND_ADDRESS_NO_PORT, client_frame
+from lib.burst import request
 from machine import describe
 from report import finish, pyplot, save
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = Path(__file__).resolve().parent / "peers"
 RESULTS = ROOT / "bench" / "results"
-WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 #: Source addresses: each has ~28,000 ephemeral ports per destination.
 SOURCES = [f"127.78.{k // 250}.{k % 250 + 1}" for k in range(64)]
 CONNECT_TIMEOUT_S = 60.0
@@ -104,28 +103,6 @@ BURST_TARGETS = {
 EIO_PING = b"\x81\x012"
 EIO_PONG = client_frame("3")
 TS = re.compile(rb'"ts":([0-9.]+)')
-
-
-def request(kind: str, port: int, token: str, project: int) -> bytes:
-    """What a client sends at once: its request, and its subscribe pipelined behind it."""
-    host = f"Host: 127.0.0.1:{port}\r\n"
-    upgrade = (
-        f"HTTP/1.1\r\n{host}Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    if kind == "bare":
-        return f"GET /ws {upgrade}".encode()
-    if kind == "sse":
-        return (
-            f"GET /sse?token={token}&p={project}:0 HTTP/1.1\r\n{host}"
-            "Accept: text/event-stream\r\n\r\n"
-        ).encode()
-    if kind == "sio":
-        auth = json.dumps({"token": token, "projects": {str(project): 0}})
-        head = f"GET /socket.io/?EIO=4&transport=websocket {upgrade}"
-        return head.encode() + client_frame("40" + auth)
-    sub = json.dumps({"type": "subscribe", "token": token, "projects": {project: 0}})
-    return f"GET /ws {upgrade}".encode() + client_frame(sub)
 
 
 # -- clients ---------------------------------------------------------------------------
