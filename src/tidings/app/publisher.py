@@ -196,7 +196,7 @@ class PokePublisher:
 
     async def _run(self, lane: Lane) -> None:
         """Publish the lane's pokes in order, each within ``PUBLISH_TIMEOUT``: not
-        a timer each (``asyncio.timeout`` schedules and cancels a loop timer, ~5
+        a timer each (``asyncio.timeout`` schedules and cancels a loop timer, ~3.8
         us on uvloop, measured), but ``_watch``, which cancels a publish that
         has run too long; that cancellation is taken here as the timeout."""
         queue, loop = lane.queue, asyncio.get_running_loop()
