@@ -70,7 +70,14 @@ async def test_watch_prints_a_change_live(stack: Stack) -> None:
             printed = [{k: v for k, v in r.items() if k != "t"} for r in seen]
             return snapshot in printed and live in printed
 
-        await read_until(proc.stdout, GO_LIVE, ready, seen)
+        try:
+            await read_until(proc.stdout, GO_LIVE, ready, seen)
+        except AssertionError as exc:
+            # What the process said on its way out, for whoever reads the failure.
+            assert proc.stderr is not None
+            said = await asyncio.wait_for(proc.stderr.read(), 10)
+            tail = said.decode(errors="replace")[-3000:]
+            raise AssertionError(f"{exc}; stderr: {tail}") from None
         new_version, committed = await stack.change(project, "Printed live")
         record = await read_until(
             proc.stdout, PRINTED_WITHIN + 1.0, lambda r: r["kind"] == "event", seen

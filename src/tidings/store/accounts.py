@@ -47,6 +47,16 @@ def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+def new_secret() -> str:
+    """32 random bytes, URL-safe, never starting with ``-``: a command line takes
+    it as the value of ``--token`` (one in 64 would otherwise read as an option,
+    and ``tidings watch --token $T`` would stop at its usage line)."""
+    while True:
+        secret = secrets.token_urlsafe(32)
+        if not secret.startswith("-"):
+            return secret
+
+
 class Accounts:
     def __init__(
         self,
@@ -117,7 +127,7 @@ class Accounts:
 
     async def issue(self, user_id: int, kind: str, *, ttl: float | None, name: str = "") -> str:
         """Create a session (``kind="session"``) or API token (``"api"``); return its secret."""
-        secret = secrets.token_urlsafe(32)
+        secret = new_secret()
         now = self._clock()
         async with self._engines.writer.begin() as conn:
             await conn.execute(
