@@ -402,7 +402,7 @@ def main() -> int:
     parser.add_argument(
         "--unfrozen",
         action="store_true",
-        help="with --probe: undo app/heap.py in the apps (to measure what it saves)",
+        help="with --probe: undo tidings/heap.py in the apps (to measure what it saves)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "poll_path")
     args = parser.parse_args()

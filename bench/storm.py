@@ -11,8 +11,9 @@ its idle rate, divided by N: the CPU one new client costs, with nothing else
 going on. Targets: tidings ``/ws``, SSE and Socket.IO over WebSocket (handshake
 + JWT verify + subscribe), and, for scale, servers doing a bare WebSocket
 handshake (no token, no subscribe): Node ``ws``, the leanest Python one
-(bench/peers/lean.py) and C epoll (bench/peers/c_epoll.c). ``--rounds`` rounds,
-targets interleaved; medians.
+(bench/peers/lean.py) and C epoll (bench/peers/c_epoll.c). A warm-up round of
+every target (not counted: Node's JIT, the servers' caches), then ``--rounds``
+rounds, targets interleaved; medians.
 
 **Storms**: a private Redis and N ``tidings push`` processes (3 by default), M
 clients on each (``--clients-per-server``) held by a few client processes (each
@@ -517,10 +518,12 @@ async def bursts(
             await fleet.wait()
         await asyncio.sleep(0.5)  # the Redis link
         # The tokens of every round, signed before anything is measured.
-        tokens = sign_tokens(keys, 0, n * args.rounds * 3, project)
+        tokens = sign_tokens(keys, 0, n * (args.rounds + 1) * 3, project)
         rounds: dict[str, list[float]] = {name: [] for name in procs}
         used = 0
-        for r in range(args.rounds):
+        # Round 0 warms every target up (Node's JIT, the hub's first subscribe to
+        # the project, each server's caches) and is not counted.
+        for r in range(args.rounds + 1):
             for name in procs:
                 kind = name.removeprefix("tidings-") if name.startswith("tidings-") else "bare"
                 pid = procs[name].pid
@@ -532,8 +535,10 @@ async def bursts(
                 await crowd.connect_all()
                 cpu, elapsed = cpu_sched([pid]) - c0, time.monotonic() - t0
                 per = (cpu - idle * elapsed) / n * 1e6
-                rounds[name].append(round(per, 1))
-                log(f"burst {r + 1}: {name}: {per:.0f} us per client ({n} in {elapsed:.2f} s)")
+                if r > 0:
+                    rounds[name].append(round(per, 1))
+                what = f"burst {r}" if r > 0 else "warm-up"
+                log(f"{what}: {name}: {per:.0f} us per client ({n} in {elapsed:.2f} s)")
                 crowd.close()
                 await asyncio.sleep(0.2)
         medians = {name: round(statistics.median(v), 1) for name, v in rounds.items()}

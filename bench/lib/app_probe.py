@@ -2,7 +2,7 @@
 wall and CPU time, from ``gc.callbacks``) and the event loop's lag (a 5 ms timer,
 how late it fires). On SIGUSR1 it writes what it saw since the last signal to
 ``$TIDINGS_PROBE_OUT`` as JSON and starts over. ``TIDINGS_PROBE_UNFREEZE=1``
-undoes app/heap.py (the start-up freeze and the young generation's threshold,
+undoes tidings/heap.py (the start-up freeze and the young generation's threshold,
 back to CPython's defaults), to measure what it saves.
 
     python bench/lib/app_probe.py app --port 8000      # then kill -USR1 <pid>

@@ -1,5 +1,5 @@
 """The serving process freezes its start-up objects out of the garbage collector's
-walks (app/heap.py); an app built without the setting (tests, the demo) does not."""
+walks (tidings/heap.py); an app built without the setting (tests, the demo) does not."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.app.conftest import StackFactory
 from tidings.app import asgi
-from tidings.app.heap import YOUNG_THRESHOLD
+from tidings.heap import YOUNG_THRESHOLD
 
 
 async def test_a_serving_app_freezes_what_is_alive_once_started(

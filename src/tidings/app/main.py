@@ -24,7 +24,6 @@ from tidings.app.fastcommand import FastCommands
 from tidings.app.fastpoll import FastPoll
 from tidings.app.fleet import PushFleet
 from tidings.app.headers import SecurityHeaders, security_headers
-from tidings.app.heap import freeze_startup_objects
 from tidings.app.metrics import Metrics
 from tidings.app.passwords import PasswordPool
 from tidings.app.polling import Poller
@@ -40,6 +39,7 @@ from tidings.broker.base import Publisher, Subscriber
 from tidings.broker.memory import MemoryBroker
 from tidings.broker.redis_publisher import RedisPublisher
 from tidings.broker.redis_subscriber import RedisSubscriber
+from tidings.heap import freeze_startup_objects
 from tidings.protocol.channels import app_client_name
 from tidings.publish.advice import push_off_for_all
 from tidings.store import migrate

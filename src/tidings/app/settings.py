@@ -78,7 +78,7 @@ class AppSettings:
     #: Run database migrations at start-up.
     migrate: bool = True
     #: Freeze the objects alive once started out of the garbage collector's walks
-    #: (app/heap.py). The serving process (``tidings app``, the ASGI factory) turns
+    #: (tidings/heap.py). The serving process (``tidings app``, the ASGI factory) turns
     #: it on; off by default, for processes that build many apps (the tests).
     freeze_heap: bool = False
     #: Seconds between the sweeper's passes (app/sweeper.py): commits whose poke

@@ -19,6 +19,7 @@ from typing import Any
 
 from tidings.broker.redis_config import RedisConfig
 from tidings.broker.redis_subscriber import RedisSubscriber
+from tidings.heap import freeze_startup_objects
 from tidings.protocol.tokens import KeyRing
 from tidings.push.logs import emit
 from tidings.push.settings import from_env
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
         server = PushServer(settings, RedisSubscriber(redis_config), keys)
         await server.start(args.host, args.port, reuse_port=args.reuse_port)
+        freeze_startup_objects()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -9,6 +9,7 @@ by the collector: the hub's counters also serve ``tidings sim`` on the core inst
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -176,6 +177,11 @@ class PushCollector:
         )
         for name, read in g.extra.items():
             yield GaugeMetricFamily(f"tidings_push_{name}", name, value=read())
+        yield GaugeMetricFamily(
+            "tidings_push_gc_frozen_objects",
+            "Objects frozen out of the garbage collector's walks at start (tidings/heap.py)",
+            value=gc.get_freeze_count(),
+        )
         try:
             # Scraped on the server's loop; a task count that only grows is a leak
             # (bench/churn.py checks it returns to its baseline).
@@ -190,11 +196,13 @@ class PushCollector:
 def registry(counters: Counters, gauges: Gauges) -> CollectorRegistry:
     """A registry per server (several may share a process in tests and the demo)."""
     from prometheus_client import CollectorRegistry
+    from prometheus_client.gc_collector import GCCollector
     from prometheus_client.process_collector import ProcessCollector
 
     reg = CollectorRegistry(auto_describe=False)
     reg.register(PushCollector(counters, gauges))
     ProcessCollector(registry=reg)
+    GCCollector(registry=reg)  # collections per generation: a storm's collector cost
     return reg
 
 

@@ -1,5 +1,5 @@
-"""The serving process's heap: what is alive once the app has started is moved
-out of the garbage collector's reach.
+"""A serving process's heap: what is alive once the app or a push server has
+started is moved out of the garbage collector's reach.
 
 Measured (bench/poll_path.py, docs/PERFORMANCE.md): CPython's full collection
 walks every tracked object, ~140,000 in a started app (modules, routes, schemas,
@@ -12,6 +12,11 @@ p99 of hundreds of milliseconds. Frozen (``gc.freeze``), the start-up objects
 are never walked again; a full collection walks only what was made since.
 Objects frozen and later dropped are still freed by reference counting; only a
 cycle among them would stay (none is made after start-up on purpose).
+
+A push server (push/main.py) does the same: in a reconnect storm each new
+client leaves a few dozen long-lived container objects, so full collections
+come every few hundred clients, each walking the start-up objects too
+(docs/PERFORMANCE.md, "Reconnect storms").
 
 The young generation's threshold is raised too. A poll that waits (on the Redis
 version read) holds a few dozen container objects; 32 of them in flight passed
