@@ -1091,7 +1091,12 @@ def git_state() -> str:
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    return head + (" + uncommitted changes under src/" if dirty else "")
+    state = head + (" + uncommitted changes under src/" if dirty else "")
+    # A before/after pair runs the servers from another tree's copy: say so.
+    other = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if other and Path(other[0]).resolve() != (ROOT / "src").resolve():
+        state += f" (the tidings servers from PYTHONPATH={other[0]})"
+    return state
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
