@@ -1,6 +1,6 @@
 """A ``tidings push`` process freezes what is alive once it has started out of the
-garbage collector's walks (tidings/heap.py), and says so in /metrics with the
-collector's own counts; a server built in a test's process does not."""
+garbage collector's walks (tidings/heap.py), and says so in /metrics beside the
+collector's own counts."""
 
 from __future__ import annotations
 
