@@ -226,30 +226,23 @@ class SioConnection(SioSession, Conn):
             super()._handshake_expired(now, out)
 
 
-#: ``42["<type>",`` for each server message type: encode_event's head, built once.
-_EVENT_HEADS: Final = {t.value: b'42["' + t.value.encode() + b'",' for t in push.ServerType}
+def _encode(msg: EncodedMessage) -> bytes:
+    """The message's Engine.IO packet."""
+    kind = msg.kind  # known: no need to decode the message for its type
+    return encode_message(msg.data) if kind is None else encode_event(kind, msg.data)
 
 
 def _ws_frame(msg: EncodedMessage) -> bytes:
     """The message's WebSocket frame (the packet is not cached: on a WebSocket
     only the frame is asked for again)."""
     packet = msg.frames.get(_PACKET_KEY)
-    if packet is None:
-        kind, data = msg.kind, msg.data
-        head = _EVENT_HEADS.get(kind) if kind is not None else None
-        if head is not None and b"\x1e" not in data:
-            packet = head + data + b"]"  # encode_event(kind, data), written out
-        else:
-            packet = encode_message(data) if kind is None else encode_event(kind, data)
-    return text_frame(packet)
+    return text_frame(packet if packet is not None else _encode(msg))
 
 
 def _packet(msg: EncodedMessage) -> bytes:
     packet = msg.frames.get(_PACKET_KEY)
     if packet is None:
-        kind = msg.kind  # known: no need to decode the message for its type
-        packet = encode_message(msg.data) if kind is None else encode_event(kind, msg.data)
-        msg.frames[_PACKET_KEY] = packet
+        packet = msg.frames[_PACKET_KEY] = _encode(msg)
     return packet
 
 

@@ -302,7 +302,7 @@ class Output:
 class SessionTable(dict[str, Any]):
     """The server's sessions by sid, and their deadlines in one heap.
 
-    A session reports each new ``wake_at`` (:meth:`wake`); the heap takes it at
+    A session reports each new ``wake_at`` (in ``moved``); the heap takes it at
     the next :meth:`next_wake` or :meth:`due`, once however often the deadline
     moved meanwhile (a new client's handshake moves it three times in one
     input). Entries a session has since moved are skipped when they come up, so
@@ -321,9 +321,6 @@ class SessionTable(dict[str, Any]):
         #: arm while this is empty: deadlines only leave the heap meanwhile).
         self.moved: dict[EngineSession, None] = {}
         self._seq = itertools.count()
-
-    def wake(self, session: EngineSession) -> None:
-        self.moved[session] = None
 
     def _take_moved(self) -> None:
         moved, heap, seq = self.moved, self._heap, self._seq
@@ -863,7 +860,7 @@ class EngineSession:
         else:
             self.wake_at = _NEVER
         if self.wake_at != before:
-            self._table.moved[self] = None  # SessionTable.wake, inline
+            self._table.moved[self] = None
 
 
 S = TypeVar("S", bound=EngineSession)
